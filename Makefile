@@ -1,0 +1,52 @@
+# The README's set-up: `make demo` and `make test` each bootstrap everything
+# (a .venv with the package, plus ffmpeg/ffprobe for musdb) and then run.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= runs/demo
+
+.PHONY: help demo test venv ffmpeg clean
+
+help:
+	@echo "make demo   bootstrap, then show the models and plot the embedded MUSDB18 clip into $(DEMO_DIR)/"
+	@echo "make test   bootstrap, then run the test suite"
+	@echo "make clean  remove the virtual environment and demo outputs"
+
+$(STAMP): setup.cfg setup.py pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(STAMP)
+
+# musdb imports stempeg, which refuses to import without both binaries.
+ffmpeg:
+	@if command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1; then \
+		:; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing ffmpeg with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; \
+	elif command -v apt-get >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		echo "installing ffmpeg with sudo apt-get"; \
+		sudo -n apt-get update -qq && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; \
+	elif command -v brew >/dev/null 2>&1; then \
+		brew install ffmpeg; \
+	else \
+		echo "error: ffmpeg and ffprobe must be on PATH (musdb reads stems with them); install them (e.g. 'sudo apt-get install ffmpeg' or 'brew install ffmpeg') and rerun make" >&2; \
+		exit 1; \
+	fi
+	@command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || \
+		{ echo "error: ffmpeg/ffprobe still not on PATH after installing; install them by hand and rerun make" >&2; exit 1; }
+
+demo: $(STAMP) ffmpeg
+	$(BIN)/keras-dae models --num-bins 2049
+	$(BIN)/keras-dae spectrogram --out $(DEMO_DIR)/example_spectrogram.png
+	@echo "demo outputs are in $(DEMO_DIR)/"
+
+test: $(STAMP) ffmpeg
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) *.egg-info
