@@ -4,14 +4,20 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# tensorflow-io's in-graph audio reader only loads on its last release's stack
+# (TF 2.16, numpy<2), pinned by the `tfio` extra in a venv of its own.
+TFIO_VENV ?= .venv-tfio
+TFIO_BIN := $(TFIO_VENV)/bin
+TFIO_STAMP := $(TFIO_VENV)/.installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: help demo test venv ffmpeg clean
+.PHONY: help demo test test-tfio venv ffmpeg clean
 
 help:
 	@echo "make demo   bootstrap, then show the models and plot the embedded MUSDB18 clip into $(DEMO_DIR)/"
-	@echo "make test   bootstrap, then run the test suite"
-	@echo "make clean  remove the virtual environment and demo outputs"
+	@echo "make test   bootstrap, then run the test suite, then test-tfio"
+	@echo "make test-tfio  build .venv-tfio (TF 2.16 + tensorflow-io) and test the audio readers there"
+	@echo "make clean  remove the virtual environments and demo outputs"
 
 $(STAMP): setup.cfg setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +26,15 @@ $(STAMP): setup.cfg setup.py pyproject.toml
 	touch $@
 
 venv: $(STAMP)
+
+# Fails if pip resolved anything but the pinned TF 2.16 (tensorflow-io's ops would not load).
+$(TFIO_STAMP): setup.cfg setup.py pyproject.toml
+	$(PYTHON) -m venv $(TFIO_VENV)
+	$(TFIO_BIN)/python -m pip install --quiet --upgrade pip
+	$(TFIO_BIN)/python -m pip install --quiet -e '.[test,tfio]'
+	TF_CPP_MIN_LOG_LEVEL=3 $(TFIO_BIN)/python -c "import tensorflow as tf; \
+		assert tf.__version__.startswith('2.16.'), f'pip installed TensorFlow {tf.__version__}, not 2.16'"
+	touch $@
 
 # musdb imports stempeg, which refuses to import without both binaries.
 ffmpeg:
@@ -47,6 +62,10 @@ demo: $(STAMP) ffmpeg
 
 test: $(STAMP) ffmpeg
 	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory test-tfio
+
+test-tfio: $(TFIO_STAMP)
+	$(TFIO_BIN)/python -m pytest -q tests/test_readers.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) *.egg-info
+	rm -rf $(VENV) $(TFIO_VENV) $(DEMO_DIR) *.egg-info

@@ -125,6 +125,11 @@ def spectrogram(audio, out, num_bins):
     click.echo(f"wrote {', '.join(str(path) for path in written)}")
 
 
+from keras_dae_cli.data_commands import synth  # noqa: E402
+
+cli.add_command(synth)
+
+
 def main(argv=None):
     """Entry point of the `keras-dae` console script.
 

@@ -1,0 +1,262 @@
+"""Streaming `(mixture, vocals)` magnitude frames from MUSDB tracks with tf.data.
+
+The pipeline, per epoch (one random excerpt of every track):
+
+    plan     tracks in a seeded random order; for each a random excerpt start,
+             optionally a remix partner (vocals of one track over the
+             accompaniment of another), random gains and channel swaps, all
+             drawn with stateless RNG from `(seed, epoch, position)`, so the
+             data do not depend on thread timing
+    read     `map(num_parallel_calls=AUTOTUNE)`: decodes the four sources of
+             the excerpt; WAV/FLAC in-graph (tensorflow-io where it loads,
+             soundfile otherwise), `.stem.mp4` through ffmpeg, both cores busy
+    mix      gains, channel swap, mono downmix, mixture = exact sum of sources
+    spectra  `spectral.spectrogram` of mixture and vocals, in-graph
+    frames   `interleave` over excerpts (frames of several tracks alternate),
+             `shuffle`, `batch`, `prefetch`
+
+Validation (`training=False`) uses fixed excerpts, no augmentation, no
+shuffling, and one pass.
+"""
+
+import logging
+
+import numpy as np
+import tensorflow as tf
+
+from keras_dae import spectral
+from keras_dae.data.example import SOURCES
+from keras_dae.data.tracks import read_track
+
+log = logging.getLogger(__name__)
+
+VOCALS = SOURCES.index("vocals")
+DOWNMIXES = ("mean", "left")
+# Uniform draws per excerpt: partner track, two starts, 4 gains, 4 swaps.
+_NUM_DRAWS = 11
+
+
+def _check(tracks, config, batch_size, excerpt_seconds, gain_range, downmix):
+    if not tracks:
+        raise ValueError("musdb_frames needs at least one track.")
+    rates = {track.rate for track in tracks}
+    if rates != {config.sample_rate}:
+        raise ValueError(
+            f"tracks are at {sorted(rates)} Hz but the spectral settings say "
+            f"{config.sample_rate} Hz; resample the data or set sample_rate."
+        )
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
+    if not excerpt_seconds > 0:
+        raise ValueError(f"excerpt_seconds must be positive. Received: excerpt_seconds={excerpt_seconds!r}")
+    low, high = gain_range
+    if not 0 <= low <= high:
+        raise ValueError(f"gain_range must be (low, high) with 0 <= low <= high. Received: {gain_range!r}")
+    if downmix not in DOWNMIXES:
+        raise ValueError(f"downmix must be one of {DOWNMIXES}. Received: downmix={downmix!r}")
+
+
+def _plans(tracks, seed, epochs, training, remix):
+    """Dataset of `(epoch, position, track index)` then the per-excerpt draws."""
+    num_tracks = len(tracks)
+
+    def epoch_order(epoch):
+        if training:
+            keys = tf.random.stateless_uniform([num_tracks], seed=tf.stack([seed, epoch]))
+            order = tf.argsort(keys)
+        else:
+            order = tf.range(num_tracks)
+        return tf.data.Dataset.from_tensor_slices(
+            (tf.fill([num_tracks], epoch), tf.range(num_tracks, dtype=tf.int64), tf.cast(order, tf.int64))
+        )
+
+    epochs_dataset = tf.data.Dataset.range(epochs) if epochs else tf.data.Dataset.range(2**62)
+    plans = epochs_dataset.flat_map(epoch_order)
+
+    def draw(epoch, position, track):
+        element = epoch * num_tracks + position
+        draws = tf.random.stateless_uniform([_NUM_DRAWS], seed=tf.stack([seed + 1, element]), dtype=tf.float32)
+        partner = track
+        if training and remix:
+            partner = tf.minimum(tf.cast(draws[0] * num_tracks, tf.int64), num_tracks - 1)
+        return {"vocals_track": track, "accompaniment_track": partner, "draws": draws}
+
+    return plans.map(draw)
+
+
+def _reader(tracks, excerpt_samples):
+    """Graph function `(plan) -> (4, excerpt_samples, 2)` float32 source audio."""
+    lengths = tf.constant([track.num_samples for track in tracks], tf.int64)
+
+    def starts(plan):
+        draws = plan["draws"]
+        result = []
+        for index, key in ((1, "vocals_track"), (2, "accompaniment_track")):
+            room = tf.maximum(tf.gather(lengths, plan[key]) - excerpt_samples + 1, 1)
+            result.append(tf.minimum(tf.cast(draws[index] * tf.cast(room, tf.float32), tf.int64), room - 1))
+        return result
+
+    if any(track.is_stem for track in tracks):
+
+        def read_python(vocals_track, vocals_start, accompaniment_track, accompaniment_start):
+            vocals = read_track(tracks[int(vocals_track)], vocals_start, excerpt_samples)
+            if accompaniment_track == vocals_track and accompaniment_start == vocals_start:
+                return vocals
+            audio = read_track(tracks[int(accompaniment_track)], accompaniment_start, excerpt_samples)
+            audio[VOCALS] = vocals[VOCALS]
+            return audio
+
+        def read(plan):
+            vocals_start, accompaniment_start = starts(plan)
+            audio = tf.numpy_function(
+                read_python,
+                [plan["vocals_track"], vocals_start, plan["accompaniment_track"], accompaniment_start],
+                tf.float32,
+                stateful=False,
+            )
+            audio.set_shape([len(SOURCES), excerpt_samples, 2])
+            return audio
+
+        return read
+
+    from keras_dae.data import readers  # chooses tensorflow-io or soundfile once
+
+    paths = tf.constant([list(track.paths) for track in tracks])
+    channels = tf.constant([track.channels for track in tracks], tf.int32)
+
+    def read_file(track, source, start):
+        path = paths[track, source]
+
+        def stereo():
+            return readers.read_excerpt(path, start, excerpt_samples, 2)
+
+        def mono():
+            return tf.tile(readers.read_excerpt(path, start, excerpt_samples, 1), [1, 2])
+
+        return tf.cond(tf.equal(tf.gather(channels, track), 1), mono, stereo)
+
+    def read(plan):
+        vocals_start, accompaniment_start = starts(plan)
+        audio = []
+        for source_index, source in enumerate(SOURCES):
+            if source == "vocals":
+                audio.append(read_file(plan["vocals_track"], source_index, vocals_start))
+            else:
+                audio.append(read_file(plan["accompaniment_track"], source_index, accompaniment_start))
+        return tf.stack(audio)
+
+    return read
+
+
+def _mixer(training, random_gain, gain_range, channel_swap, downmix):
+    """Graph function `(audio, plan) -> (mixture, vocals)` mono waveforms."""
+
+    def mix(audio, plan):
+        draws = plan["draws"]
+        if training and random_gain:
+            low, high = gain_range
+            gains = low + (high - low) * draws[3:7]
+            audio = audio * gains[:, tf.newaxis, tf.newaxis]
+        if training and channel_swap:
+            swap = draws[7:11] < 0.5
+            audio = tf.where(swap[:, tf.newaxis, tf.newaxis], tf.reverse(audio, axis=[2]), audio)
+        mono = tf.reduce_mean(audio, axis=2) if downmix == "mean" else audio[:, :, 0]
+        return tf.reduce_sum(mono, axis=0), mono[VOCALS]
+
+    return mix
+
+
+def musdb_frames(
+    tracks,
+    config,
+    *,
+    batch_size,
+    seed=0,
+    excerpt_seconds=6.0,
+    training=True,
+    remix=False,
+    random_gain=False,
+    gain_range=(0.25, 1.25),
+    channel_swap=False,
+    downmix="mean",
+    epochs=None,
+    shuffle_buffer=8192,
+    cycle_length=4,
+    drop_remainder=False,
+):
+    """A `tf.data.Dataset` of `(mixture, vocals)` magnitude frame batches.
+
+    Args:
+        tracks: list of `TrackInfo` (from `list_tracks`).
+        config: `SpectralConfig`; its `sample_rate` must match the tracks.
+        batch_size: int, frames per batch.
+        seed: int, default 0. Everything random derives from it.
+        excerpt_seconds: float, default 6. Length of each track's excerpt
+            per epoch (shorter tracks are zero-padded).
+        training: bool, default True. False: fixed excerpts, no augmentation,
+            no shuffling, one pass (for validation).
+        remix: bool. Vocals of one track over the accompaniment of another.
+        random_gain: bool. Each source scaled by a gain uniform in `gain_range`.
+        gain_range: `(low, high)`, default `(0.25, 1.25)`.
+        channel_swap: bool. Each source's left and right swapped with
+            probability 1/2. It changes nothing with the default mean
+            downmix (the mean of two channels does not depend on their
+            order); use it with `downmix="left"`.
+        downmix: str, `"mean"` (default) or `"left"`: how stereo becomes the
+            mono signal the models see.
+        epochs: int or None. Passes over the tracks; None repeats forever
+            when training, and means 1 for validation.
+        shuffle_buffer: int, default 8192. Frames in the shuffle buffer.
+        cycle_length: int, default 4. Excerpts whose frames interleave.
+        drop_remainder: bool, default False. Drop a last, smaller batch.
+
+    Returns:
+        `tf.data.Dataset` of `(mixture, vocals)`, each float32
+        `(batch, config.num_bins)`.
+
+    Raises:
+        ValueError: for bad arguments or tracks at another sample rate.
+    """
+    _check(tracks, config, batch_size, excerpt_seconds, gain_range, downmix)
+    if channel_swap and downmix == "mean" and training:
+        log.warning("channel_swap has no effect with the mean downmix; use downmix='left'")
+    excerpt_samples = int(round(excerpt_seconds * config.sample_rate))
+    if not training:
+        epochs = 1
+    read = _reader(tracks, excerpt_samples)
+    mix = _mixer(training, random_gain, gain_range, channel_swap, downmix)
+
+    def excerpt_spectra(plan):
+        mixture, vocals = mix(read(plan), plan)
+        spectra = spectral.spectrogram(tf.stack([mixture, vocals]), config)
+        return spectra[0], spectra[1]
+
+    dataset = _plans(tracks, tf.constant(seed, tf.int64), epochs, training, remix)
+    dataset = dataset.map(excerpt_spectra, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.interleave(
+        lambda mixture, vocals: tf.data.Dataset.from_tensor_slices((mixture, vocals)),
+        cycle_length=cycle_length,
+        block_length=16,
+    )
+    if training:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    options = tf.data.Options()
+    options.deterministic = True
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def collect_frames(dataset, max_frames=None):
+    """Materialises a frames dataset into NumPy arrays `(frames, num_bins)`."""
+    mixtures, vocals = [], []
+    count = 0
+    for mixture, vocal in dataset.as_numpy_iterator():
+        mixtures.append(mixture)
+        vocals.append(vocal)
+        count += len(mixture)
+        if max_frames is not None and count >= max_frames:
+            break
+    if not mixtures:
+        return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+    mixture, vocal = np.concatenate(mixtures), np.concatenate(vocals)
+    return mixture[:max_frames], vocal[:max_frames]

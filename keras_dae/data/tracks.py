@@ -1,0 +1,263 @@
+"""Finding MUSDB18 / MUSDB18-HQ tracks and checking them before training.
+
+`list_tracks` enumerates tracks through `musdb.DB` (so musdb's subsets and
+its 14-track validation split apply) and returns light `TrackInfo` records:
+where each source lives, its sample rate, length and channel count. Audio is
+read later, excerpt by excerpt, by the tf.data pipeline (`pipeline.py`).
+
+With no root at all (no argument, no `MUSDB_PATH`), the embedded example is
+used: the real 6-second MUSDB18 excerpt in the stempeg wheel.
+"""
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+from keras_dae.data.example import EXAMPLE_TRACK, SOURCES, _import_stempeg
+
+log = logging.getLogger(__name__)
+
+SUBSETS = ("train", "test")
+SPLITS = ("train", "valid")
+# MUSDB18's stream order inside a .stem.mp4: mixture, drums, bass, other, vocals.
+STEM_IDS = {"drums": 1, "bass": 2, "other": 3, "vocals": 4}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackInfo:
+    """Where a track's sources are and what they hold.
+
+    Attributes:
+        name: str, the track name.
+        subset: str, `train` or `test` (`example` for the embedded clip).
+        rate: int, sample rate in Hz (the same for all sources).
+        num_samples: int, length in samples (the same for all sources).
+        channels: int, 1 or 2 (mono sources are read as two equal channels).
+        paths: tuple of str, one path per source in `SOURCES` order
+            (`drums`, `bass`, `other`, `vocals`); the same `.stem.mp4` four
+            times for MUSDB18.
+        stem_ids: tuple of int or None, the stream of each source inside the
+            `.stem.mp4`; None for WAV/FLAC folders.
+    """
+
+    name: str
+    subset: str
+    rate: int
+    num_samples: int
+    channels: int
+    paths: tuple
+    stem_ids: tuple = None
+
+    @property
+    def is_stem(self):
+        return self.stem_ids is not None
+
+    @property
+    def seconds(self):
+        return self.num_samples / self.rate
+
+
+def _check_channels(path, channels):
+    if channels not in (1, 2):
+        raise ValueError(
+            f"'{path}' has {channels} channels; keras-dae reads mono or stereo sources."
+        )
+
+
+def _wav_track(name, subset, paths):
+    """TrackInfo of a MUSDB18-HQ folder, checking every source file."""
+    infos = []
+    for path in paths:
+        if not os.path.isfile(path):
+            raise ValueError(f"track '{name}' has no source file '{path}'.")
+        try:
+            info = soundfile.info(path)
+        except (soundfile.LibsndfileError, RuntimeError) as error:
+            raise ValueError(f"cannot read '{path}': {error}") from None
+        if info.frames == 0:
+            raise ValueError(f"'{path}' holds no samples (empty or truncated file).")
+        _check_channels(path, info.channels)
+        infos.append(info)
+    first = infos[0]
+    for path, info in zip(paths, infos):
+        if info.samplerate != first.samplerate:
+            raise ValueError(
+                f"'{path}' is at {info.samplerate} Hz but '{paths[0]}' is at "
+                f"{first.samplerate} Hz; all sources of a track need one sample rate."
+            )
+        if info.frames != first.frames:
+            raise ValueError(
+                f"'{path}' has {info.frames} samples but '{paths[0]}' has {first.frames}; "
+                "the sources of a track must have the same length (a truncated file?)."
+            )
+    return TrackInfo(
+        name=name,
+        subset=subset,
+        rate=int(first.samplerate),
+        num_samples=int(first.frames),
+        channels=max(info.channels for info in infos),
+        paths=tuple(str(path) for path in paths),
+    )
+
+
+def _stem_track(name, subset, path):
+    """TrackInfo of a MUSDB18 `.stem.mp4`, checking its streams."""
+    stempeg = _import_stempeg()
+    try:
+        info = stempeg.Info(str(path))
+        num_streams = info.nb_audio_streams
+    except Exception as error:  # ffprobe failures surface as several exception types
+        raise ValueError(f"cannot read '{path}': {error}") from None
+    if num_streams < 5:
+        raise ValueError(
+            f"'{path}' has {num_streams} audio streams; a MUSDB18 .stem.mp4 has 5 "
+            "(mixture, drums, bass, other, vocals)."
+        )
+    rates = {info.rate(index) for index in STEM_IDS.values()}
+    if len(rates) != 1:
+        raise ValueError(f"the streams of '{path}' have different sample rates {sorted(rates)}.")
+    for index in STEM_IDS.values():
+        _check_channels(path, info.channels(index))
+    num_samples = min(int(info.samples(index)) for index in STEM_IDS.values())
+    if num_samples <= 0:
+        raise ValueError(f"'{path}' holds no samples (empty or truncated file).")
+    return TrackInfo(
+        name=name,
+        subset=subset,
+        rate=int(rates.pop()),
+        num_samples=num_samples,
+        channels=max(info.channels(index) for index in STEM_IDS.values()),
+        paths=(str(path),) * len(SOURCES),
+        stem_ids=tuple(STEM_IDS[source] for source in SOURCES),
+    )
+
+
+def example_track():
+    """TrackInfo of the embedded MUSDB18 excerpt."""
+    stempeg = _import_stempeg()
+    return dataclasses.replace(
+        _stem_track(EXAMPLE_TRACK, "example", stempeg.example_stem_path()), subset="example"
+    )
+
+
+def _layout_hint(root, subsets, is_wav):
+    """Suggests --is-wav (or not) when the other layout is what is there."""
+    for subset in subsets:
+        folder = Path(root) / subset
+        if not folder.is_dir():
+            continue
+        has_stems = any(folder.glob("*.stem.mp4"))
+        has_wav_dirs = any(folder.glob("*/mixture.wav")) or any(folder.glob("*/vocals.wav"))
+        if is_wav and has_stems:
+            return " It holds .stem.mp4 files: leave out --is-wav (is_wav=False)."
+        if not is_wav and has_wav_dirs:
+            return " It holds WAV folders (MUSDB18-HQ): add --is-wav (is_wav=True)."
+    return ""
+
+
+def list_tracks(root=None, is_wav=False, subsets="train", split=None):
+    """Lists and checks the tracks of a MUSDB18 or MUSDB18-HQ root.
+
+    Args:
+        root: str, `Path` or None. The dataset root; None uses the
+            `MUSDB_PATH` environment variable, and with neither the embedded
+            6-second example (one log line says so).
+        is_wav: bool, default False. True for MUSDB18-HQ (WAV folders).
+        subsets: str or sequence of str, default `"train"`; `train`, `test`.
+        split: str or None. With `subsets="train"`: `train` or `valid`
+            (musdb's 14-track validation split); None for the whole subset.
+
+    Returns:
+        list of `TrackInfo`, sorted by subset and name.
+
+    Raises:
+        ValueError: a root that does not exist or holds no tracks, a bad
+            subset or split, or a track with a missing, unreadable, empty or
+            mismatched source (the message names the file).
+    """
+    subsets = (subsets,) if isinstance(subsets, str) else tuple(subsets)
+    for subset in subsets:
+        if subset not in SUBSETS:
+            raise ValueError(f"Unknown subset {subset!r}; valid ones are {', '.join(SUBSETS)}.")
+    if split is not None:
+        if split not in SPLITS:
+            raise ValueError(f"Unknown split {split!r}; valid ones are {', '.join(SPLITS)}.")
+        if subsets != ("train",):
+            raise ValueError("A split (train/valid) applies to the train subset only.")
+    root = root if root is not None else os.environ.get("MUSDB_PATH") or None
+    if root is None:
+        log.info(
+            "no MUSDB root given (--root or MUSDB_PATH): using the embedded 6-second "
+            "MUSDB18 excerpt '%s'",
+            EXAMPLE_TRACK,
+        )
+        return [example_track()]
+    if not Path(root).is_dir():
+        raise ValueError(f"MUSDB root '{root}' does not exist or is not a directory.")
+    _import_stempeg()  # musdb imports stempeg: give the clear ffmpeg message first
+    import musdb
+
+    database = musdb.DB(root=str(root), is_wav=is_wav, subsets=list(subsets), split=split)
+    tracks = []
+    for track in database.tracks:
+        if is_wav:
+            folder = Path(track.path).parent
+            paths = [str(folder / f"{source}.wav") for source in SOURCES]
+            tracks.append(_wav_track(track.name, track.subset, paths))
+        else:
+            tracks.append(_stem_track(track.name, track.subset, track.path))
+    if not tracks:
+        where = ", ".join(str(Path(root) / subset) for subset in subsets)
+        kind = "track folders with WAV stems" if is_wav else ".stem.mp4 files"
+        split_note = f" in the '{split}' split" if split else ""
+        raise ValueError(
+            f"no MUSDB tracks{split_note} under {where} (expected {kind})."
+            + _layout_hint(root, subsets, is_wav)
+        )
+    return tracks
+
+
+def read_track(track, start=0, num_samples=None):
+    """Reads sources of a track in Python, float32 `(4, samples, 2)`.
+
+    Sources in `SOURCES` order; mono sources are duplicated to two channels;
+    reading past the end zero-pads to `num_samples`. For `.stem.mp4` files the
+    start is rounded by ffmpeg's seeking to within a few milliseconds.
+
+    Args:
+        track: `TrackInfo`.
+        start: int, first sample.
+        num_samples: int or None; None reads to the end.
+
+    Returns:
+        float32 array `(len(SOURCES), num_samples, 2)`.
+    """
+    start = int(start)
+    if num_samples is None:
+        num_samples = max(track.num_samples - start, 0)
+    num_samples = int(num_samples)
+    out = np.zeros((len(SOURCES), num_samples, 2), np.float32)
+    available = max(min(num_samples, track.num_samples - start), 0)
+    if available == 0:
+        return out
+    if track.is_stem:
+        stempeg = _import_stempeg()
+        stems, _ = stempeg.read_stems(
+            track.paths[0],
+            start=start / track.rate,
+            duration=available / track.rate,
+            stem_id=list(track.stem_ids),
+            dtype=np.float32,
+            always_3d=True,
+        )
+        audio = stems[:, :available]
+        out[:, : audio.shape[1]] = audio if audio.shape[2] == 2 else audio[..., :1]
+        return out
+    for index, path in enumerate(track.paths):
+        audio, _ = soundfile.read(path, start=start, frames=available, dtype="float32", always_2d=True)
+        out[index, : audio.shape[0]] = audio if audio.shape[1] == 2 else audio[:, :1]
+    return out
