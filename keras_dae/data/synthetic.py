@@ -23,11 +23,11 @@ import numpy as np
 import soundfile
 
 from keras_dae.atomic import atomic_path
+from keras_dae.data.tracks import STEM_IDS, SUBSETS
 
 SOURCES = ("vocals", "drums", "bass", "other")
 # The stream order of MUSDB18's `.stem.mp4` files (musdb's `stem_ids`).
-STEM_ORDER = ("mixture", "drums", "bass", "other", "vocals")
-SUBSETS = ("train", "test")
+STEM_ORDER = ("mixture",) + tuple(sorted(STEM_IDS, key=STEM_IDS.get))
 
 # Formant centres (F1, F2, F3) in Hz of the vowels /a/ /e/ /i/ /o/ /u/,
 # rounded from Peterson & Barney (1952).

@@ -18,6 +18,7 @@ import numpy as np
 import soundfile
 
 from keras_dae.data.example import EXAMPLE_TRACK, SOURCES, _import_stempeg
+from keras_dae.data.readers import audio_info
 
 log = logging.getLogger(__name__)
 
@@ -74,32 +75,29 @@ def _wav_track(name, subset, paths):
     for path in paths:
         if not os.path.isfile(path):
             raise ValueError(f"track '{name}' has no source file '{path}'.")
-        try:
-            info = soundfile.info(path)
-        except (soundfile.LibsndfileError, RuntimeError) as error:
-            raise ValueError(f"cannot read '{path}': {error}") from None
-        if info.frames == 0:
+        num_samples, channels, rate = audio_info(path)
+        if num_samples == 0:
             raise ValueError(f"'{path}' holds no samples (empty or truncated file).")
-        _check_channels(path, info.channels)
-        infos.append(info)
-    first = infos[0]
-    for path, info in zip(paths, infos):
-        if info.samplerate != first.samplerate:
+        _check_channels(path, channels)
+        infos.append((num_samples, channels, rate))
+    first_samples, _, first_rate = infos[0]
+    for path, (num_samples, _, rate) in zip(paths, infos):
+        if rate != first_rate:
             raise ValueError(
-                f"'{path}' is at {info.samplerate} Hz but '{paths[0]}' is at "
-                f"{first.samplerate} Hz; all sources of a track need one sample rate."
+                f"'{path}' is at {rate} Hz but '{paths[0]}' is at "
+                f"{first_rate} Hz; all sources of a track need one sample rate."
             )
-        if info.frames != first.frames:
+        if num_samples != first_samples:
             raise ValueError(
-                f"'{path}' has {info.frames} samples but '{paths[0]}' has {first.frames}; "
+                f"'{path}' has {num_samples} samples but '{paths[0]}' has {first_samples}; "
                 "the sources of a track must have the same length (a truncated file?)."
             )
     return TrackInfo(
         name=name,
         subset=subset,
-        rate=int(first.samplerate),
-        num_samples=int(first.frames),
-        channels=max(info.channels for info in infos),
+        rate=first_rate,
+        num_samples=first_samples,
+        channels=max(channels for _, channels, _ in infos),
         paths=tuple(str(path) for path in paths),
     )
 
