@@ -1,8 +1,10 @@
-"""Data commands of `keras-dae` (registered on the group in `cli/__init__.py`)."""
+"""Data commands of `keras-dae`: synthetic fixtures, preparing caches."""
 
 from pathlib import Path
 
 import click
+
+from keras_dae_cli.common import import_library
 
 
 @click.command("synth")
@@ -23,9 +25,7 @@ def synth(out, num_tracks, seconds, seed, rate, subset):
     Writes OUT/SUBSET/synthetic-000/{mixture,drums,bass,other,vocals}.wav and
     so on, which `musdb.DB(root=OUT, is_wav=True)` reads.
     """
-    from . import _import_library
-
-    _import_library()
+    import_library()
     from keras_dae.data.synthetic import write_synthetic_musdb
 
     write_synthetic_musdb(out, num_tracks=num_tracks, seconds=seconds, rate=rate, seed=seed, subset=subset)
