@@ -29,6 +29,7 @@ def cli(ctx, verbose, quiet):
         raise click.UsageError("--verbose and --quiet exclude each other.")
     ctx.obj = {"verbose": verbose, "quiet": quiet}
     STATE["verbose"] = verbose
+    STATE["quiet"] = quiet
     configure_logging(verbose, quiet)
 
 
@@ -36,6 +37,8 @@ COMMANDS = (
     model_commands.models,
     model_commands.spectrogram,
     data_commands.synth,
+    data_commands.prepare,
+    data_commands.info,
 )
 for _command in COMMANDS:
     cli.add_command(_command)

@@ -4,13 +4,15 @@ import logging
 import os
 import sys
 
+import click
+
 log = logging.getLogger("keras_dae")
 
 ARCH_NAMES = ("dae", "deep-dae", "sf")
 # Exceptions that a user's input can cause inside the library: shown as one
 # line (with `-vv`, as a traceback).
 USER_ERRORS = (ValueError, OSError, RuntimeError)
-STATE = {"verbose": 0}
+STATE = {"verbose": 0, "quiet": False}
 
 
 def import_library():
@@ -49,3 +51,52 @@ def configure_logging(verbose, quiet):
     # Keras' own progress bars follow --quiet too.
     for name in ("tensorflow", "absl", "h5py", "matplotlib", "numba", "PIL"):
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
+
+
+def data_options(subset="train"):
+    """`--root/--is-wav/--subset/--split`, the MUSDB selection shared by commands."""
+
+    def decorate(command):
+        options = [
+            click.option("--root", type=click.Path(file_okay=False), envvar="MUSDB_PATH",
+                         show_envvar=True, default=None,
+                         help="MUSDB18 root (holds train/ and test/). Default: the embedded "
+                              "6-second MUSDB18 excerpt."),
+            click.option("--is-wav", is_flag=True,
+                         help="The root is MUSDB18-HQ (WAV folders), not .stem.mp4 files."),
+            click.option("--subset", type=click.Choice(("train", "test")), default=subset,
+                         show_default=True, help="MUSDB subset."),
+            click.option("--split", type=click.Choice(("train", "valid")), default=None,
+                         help="musdb's split of the train subset (valid = its 14 tracks)."),
+        ]
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def spectral_options(command):
+    """`--num-bins/--window-length/--fft-length/--hop-length` (the paper's defaults)."""
+    options = [
+        click.option("--num-bins", type=click.IntRange(min=1), default=2049, show_default=True,
+                     help="Frequency bins N kept from the bottom of the spectrum."),
+        click.option("--window-length", type=click.IntRange(min=2), default=2049,
+                     show_default=True, help="Hamming window length in samples."),
+        click.option("--fft-length", type=click.IntRange(min=2), default=4096,
+                     show_default=True, help="FFT size."),
+        click.option("--hop-length", type=click.IntRange(min=1), default=384,
+                     show_default=True, help="Hop between frames in samples."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def spectral_config(num_bins, window_length, fft_length, hop_length):
+    """The `SpectralConfig` of the spectral options (ValueError if inconsistent)."""
+    from keras_dae.spectral import SpectralConfig
+
+    return SpectralConfig(
+        num_bins=num_bins, window_length=window_length, fft_length=fft_length, hop_length=hop_length
+    )

@@ -1,10 +1,16 @@
-"""Data commands of `keras-dae`: synthetic fixtures, preparing caches."""
+"""Data commands of `keras-dae`: synthetic fixtures, the frame cache, the environment."""
 
 from pathlib import Path
 
 import click
 
-from keras_dae_cli.common import import_library
+from keras_dae_cli.common import (
+    STATE,
+    data_options,
+    import_library,
+    spectral_config,
+    spectral_options,
+)
 
 
 @click.command("synth")
@@ -30,3 +36,55 @@ def synth(out, num_tracks, seconds, seed, rate, subset):
 
     write_synthetic_musdb(out, num_tracks=num_tracks, seconds=seconds, rate=rate, seed=seed, subset=subset)
     click.echo(f"wrote {num_tracks} tracks to {Path(out) / subset}")
+
+
+@click.command("prepare")
+@data_options()
+@spectral_options
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Directory of the frame cache (index.json + TFRecord shards).")
+@click.option("--worker-index", type=click.IntRange(min=0), default=0, show_default=True,
+              help="This worker's part of the tracks (track i goes to worker i %% N).")
+@click.option("--num-workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Workers preparing the same --out together.")
+@click.option("--overwrite", is_flag=True, help="Delete a previous cache in --out first.")
+def prepare(root, is_wav, subset, split, num_bins, window_length, fft_length, hop_length,
+            out, worker_index, num_workers, overwrite):
+    """Write the spectrogram frames of MUSDB tracks as a sharded TFRecord cache.
+
+    One shard per track, each written under a temporary name and renamed when
+    whole; re-running skips complete shards. Train from it with
+    `keras-dae train --prepared OUT`.
+    """
+    if worker_index >= num_workers:
+        raise click.BadParameter(
+            f"{worker_index} is not below --num-workers {num_workers}.", param_hint="--worker-index"
+        )
+    import_library()
+    from keras_dae.data.prepare import prepare_dataset
+    from keras_dae.data.tracks import list_tracks
+
+    config = spectral_config(num_bins, window_length, fft_length, hop_length)
+    tracks = list_tracks(root, is_wav=is_wav, subsets=subset, split=split)
+    selection = {"root": str(root) if root else None, "is_wav": is_wav, "subset": subset, "split": split}
+    index = prepare_dataset(
+        tracks, config, out, worker_index=worker_index, num_workers=num_workers,
+        selection=selection, overwrite=overwrite, progress=not STATE["quiet"],
+    )
+    done = sum(shard["frames"] is not None for shard in index["shards"])
+    state = "complete" if index["complete"] else "incomplete (other workers' shards missing)"
+    click.echo(
+        f"{out}: {done} of {len(index['shards'])} shards, {index['total_frames']:,} frames, {state}"
+    )
+
+
+@click.command("info")
+def info():
+    """Print versions, the audio backend in use, ffmpeg and devices."""
+    import_library()
+    from keras_dae.info import environment
+
+    rows = environment()
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        click.echo(f"{name:<{width}}  {value}")

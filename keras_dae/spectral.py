@@ -160,8 +160,26 @@ def stft(waveform, config=SpectralConfig()):
         `frames == config.num_frames(samples)`.
     """
     waveform = tf.convert_to_tensor(waveform, tf.float32)
+    return stft_frames(_pad(waveform, config), config)
+
+
+def stft_frames(padded, config=SpectralConfig()):
+    """STFT of an already padded waveform: frame `k` starts at sample `k * hop_length`.
+
+    `stft(x)` is `stft_frames(pad(x))`. Frames `[k0, k1)` of a long signal are
+    `stft_frames` of the padded samples `[k0 * hop, (k1 - 1) * hop + window)`,
+    which is how long tracks are cut into chunks with exactly the frames of
+    the whole track.
+
+    Args:
+        padded: float tensor `(..., samples)`, at least `window_length` long.
+        config: `SpectralConfig`.
+
+    Returns:
+        complex64 tensor `(..., frames, num_bins)`.
+    """
     spectrum = tf.signal.stft(
-        _pad(waveform, config),
+        tf.convert_to_tensor(padded, tf.float32),
         frame_length=config.window_length,
         frame_step=config.hop_length,
         fft_length=config.fft_length,

@@ -96,8 +96,8 @@ def _read_tfio(path, start, num_samples):
     return _tfio_lock().execute(read)
 
 
-def _tfio_problem():
-    """Why tensorflow-io cannot read audio here, or `None` if it can."""
+def tfio_problem():
+    """Why tensorflow-io cannot read audio here (one line), or `None` if it can."""
     try:
         # On a TensorFlow it was not built for, tensorflow-io warns that its
         # file system plugins do not load; the test read below says it better.
@@ -151,7 +151,7 @@ def backend():
     if forced == "soundfile":
         logger.info("audio backend: soundfile (forced by %s)", BACKEND_ENV)
         return "soundfile"
-    problem = _tfio_problem()
+    problem = tfio_problem()
     if problem is None:
         how = f"forced by {BACKEND_ENV}" if forced else "its ops load"
         logger.info("audio backend: tensorflow-io (%s)", how)

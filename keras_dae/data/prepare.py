@@ -1,0 +1,421 @@
+"""A spectrogram cache: MUSDB tracks as sharded TFRecord files of frames.
+
+Decoding `.stem.mp4` files (ffmpeg) or long WAVs and taking their STFT costs
+far more than training a DAE on the frames, so a dataset can be prepared once
+and streamed from disk afterwards:
+
+    DIR/index.json                     spectral settings, the track list
+    DIR/<subset>-<i>-<name>.tfrecord   one shard per track, records of up to
+                                       `FRAMES_PER_RECORD` frames
+    DIR/<subset>-<i>-<name>.json       the shard's sidecar, written last:
+                                       a shard without one is incomplete
+
+Each shard holds every frame of its track, `(mixture, vocals)` magnitudes of
+the mono (mean) downmix, the mixture being the sum of the four sources:
+exactly `spectral.spectrogram` of the whole track, computed chunk by chunk.
+The cache holds fixed, unaugmented frames (remixing and gains act on
+waveforms, so they need the streaming pipeline).
+
+Shards are written under a temporary name and renamed when whole; re-running
+skips shards whose sidecar matches. `worker_index`/`num_workers` give track
+`i` to worker `i % num_workers`, so several machines can prepare one
+directory together; each rewrites `index.json` when it finishes.
+
+Size: 2 x 4 x num_bins bytes per frame, about 6.5 GB per hour of audio at the
+default 2049 bins.
+"""
+
+import json
+import logging
+import re
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_dae import spectral
+from keras_dae.atomic import atomic_path
+from keras_dae.data.example import SOURCES
+from keras_dae.data.tracks import read_track
+
+log = logging.getLogger(__name__)
+
+FORMAT = "keras-dae-frames"
+FORMAT_VERSION = 1
+INDEX = "index.json"
+FRAMES_PER_RECORD = 64
+# Frames computed per STFT call (about 18 s of audio at the defaults).
+CHUNK_FRAMES = 2048
+VOCALS = SOURCES.index("vocals")
+
+
+def _shard_name(position, track):
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", track.name).strip("_")[:60] or "track"
+    return f"{track.subset}-{position:04d}-{slug}"
+
+
+def _planned(tracks):
+    """`(shard name, track)` for every track, in a fixed order."""
+    return [(_shard_name(position, track), track) for position, track in enumerate(tracks)]
+
+
+def _chunk_audio(track, config, first, last, whole=None):
+    """Padded mono `(mixture, vocals)` samples of frames `[first, last)`, `(2, n)`."""
+    start = first * config.hop_length - config.pad_left
+    length = (last - first - 1) * config.hop_length + config.window_length
+    skip = max(-start, 0)
+    if whole is None:
+        audio = read_track(track, start + skip, length - skip)
+    else:
+        audio = np.zeros((len(SOURCES), length - skip, 2), np.float32)
+        piece = whole[:, start + skip : start + length]
+        audio[:, : piece.shape[1]] = piece
+    mono = audio.mean(axis=2)
+    pair = np.stack([mono.sum(axis=0), mono[VOCALS]])
+    return np.pad(pair, ((0, 0), (skip, 0)))
+
+
+def track_frames(track, config):
+    """Yields `(mixture, vocals)` float32 `(frames, num_bins)` chunks of a whole track.
+
+    Their concatenation equals `spectral.spectrogram` of the track's mono
+    mixture (sum of sources) and vocals. WAV sources are read chunk by chunk;
+    a `.stem.mp4` is decoded once (ffmpeg cannot seek sample-exactly).
+    """
+    total = config.num_frames(track.num_samples)
+    whole = read_track(track) if track.is_stem else None
+    firsts = list(range(0, total, CHUNK_FRAMES))
+
+    def load(first):
+        last = min(int(first) + CHUNK_FRAMES, total)
+        return _chunk_audio(track, config, int(first), last, whole)
+
+    def spectra(first):
+        pair = tf.numpy_function(load, [first], tf.float32, stateful=False)
+        pair.set_shape([2, None])
+        frames = spectral.magnitude(spectral.stft_frames(pair, config))
+        return frames[0], frames[1]
+
+    dataset = tf.data.Dataset.from_tensor_slices(np.array(firsts, np.int64))
+    dataset = dataset.map(spectra, num_parallel_calls=2, deterministic=True).prefetch(1)
+    yield from dataset.as_numpy_iterator()
+
+
+def _records(mixture, vocals):
+    for begin in range(0, len(mixture), FRAMES_PER_RECORD):
+        mix = np.ascontiguousarray(mixture[begin : begin + FRAMES_PER_RECORD])
+        voc = np.ascontiguousarray(vocals[begin : begin + FRAMES_PER_RECORD])
+        feature = {
+            "mixture": tf.train.Feature(bytes_list=tf.train.BytesList(value=[mix.tobytes()])),
+            "vocals": tf.train.Feature(bytes_list=tf.train.BytesList(value=[voc.tobytes()])),
+            "frames": tf.train.Feature(int64_list=tf.train.Int64List(value=[len(mix)])),
+        }
+        yield tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def _write_shard(directory, name, track, config, progress):
+    """Writes `name.tfrecord` then its sidecar `name.json`; returns the sidecar."""
+    frames = 0
+    shard = directory / f"{name}.tfrecord"
+    with atomic_path(shard) as tmp:
+        with tf.io.TFRecordWriter(str(tmp)) as writer:
+            for mixture, vocals in track_frames(track, config):
+                for record in _records(mixture, vocals):
+                    writer.write(record)
+                frames += len(mixture)
+                if progress is not None:
+                    progress.add(len(mixture))
+    sidecar = {
+        "track": track.name,
+        "subset": track.subset,
+        "file": shard.name,
+        "frames": frames,
+        "bytes": shard.stat().st_size,
+        "spectral": config.to_dict(),
+    }
+    _write_json(directory / f"{name}.json", sidecar)
+    return sidecar
+
+
+def _write_json(path, data):
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _read_json(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot read '{path}': {error}") from None
+
+
+def _complete_sidecar(directory, name, config):
+    """The shard's sidecar if the shard is whole and matches `config`, else None."""
+    path = directory / f"{name}.json"
+    if not path.is_file():
+        return None
+    try:
+        sidecar = json.loads(path.read_text())
+        size = (directory / sidecar["file"]).stat().st_size
+    except (OSError, ValueError, KeyError):
+        return None
+    if size != sidecar.get("bytes") or sidecar.get("spectral") != config.to_dict():
+        return None
+    return sidecar
+
+
+def _index(directory, planned, config, selection):
+    shards = []
+    for name, track in planned:
+        sidecar = _complete_sidecar(directory, name, config)
+        shards.append(
+            {
+                "name": name,
+                "track": track.name,
+                "subset": track.subset,
+                "file": f"{name}.tfrecord",
+                "frames": sidecar["frames"] if sidecar else None,
+            }
+        )
+    done = [shard["frames"] for shard in shards if shard["frames"] is not None]
+    return {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "spectral": config.to_dict(),
+        "downmix": "mean",
+        "frames_per_record": FRAMES_PER_RECORD,
+        "selection": selection,
+        "shards": shards,
+        "complete": len(done) == len(shards),
+        "total_frames": int(sum(done)),
+    }
+
+
+def _differences(cached, wanted):
+    """`num_bins 64 there, 65 here`, for each setting that differs."""
+    keys = sorted(set(cached) | set(wanted))
+    return ", ".join(
+        f"{key} {cached.get(key)} there, {wanted.get(key)} here"
+        for key in keys if cached.get(key) != wanted.get(key)
+    )
+
+
+def _check_existing(directory, planned, config):
+    path = directory / INDEX
+    if not path.is_file():
+        return
+    index = _read_json(path)
+    if index.get("format") != FORMAT:
+        raise ValueError(f"'{directory}' holds another kind of data; choose an empty --out.")
+    if index.get("spectral") != config.to_dict():
+        raise ValueError(
+            f"'{directory}' was prepared with other spectral settings "
+            f"({_differences(index.get('spectral') or {}, config.to_dict())}); "
+            "use another --out or --overwrite."
+        )
+    names = [shard["name"] for shard in index.get("shards", [])]
+    if names != [name for name, _ in planned]:
+        raise ValueError(
+            f"'{directory}' was prepared from another track selection "
+            f"({len(names)} tracks); use another --out or --overwrite."
+        )
+
+
+def _remove_previous(directory):
+    for path in directory.glob("*.tfrecord"):
+        path.unlink()
+    for path in directory.glob("*.json"):
+        path.unlink()
+
+
+def prepare_dataset(
+    tracks,
+    config,
+    out,
+    *,
+    worker_index=0,
+    num_workers=1,
+    selection=None,
+    overwrite=False,
+    progress=True,
+):
+    """Writes the frames of `tracks` as a sharded TFRecord cache in `out`.
+
+    Args:
+        tracks: list of `TrackInfo` (from `list_tracks`), the same list on
+            every worker.
+        config: `SpectralConfig`; its `sample_rate` must match the tracks.
+        out: str or `Path`, the cache directory (created).
+        worker_index: int, default 0. This worker's part: tracks `i` with
+            `i % num_workers == worker_index`.
+        num_workers: int, default 1.
+        selection: dict or None. How the tracks were chosen (root, subsets,
+            split), recorded in the index.
+        overwrite: bool, default False. Remove a previous cache in `out`
+            first (otherwise complete shards are kept and skipped, and a cache
+            with other settings or tracks is refused).
+        progress: bool, default True. A progress bar in frames.
+
+    Returns:
+        dict, the index written to `out/index.json`; `complete` is False
+        while other workers' shards are missing.
+
+    Raises:
+        ValueError: bad worker settings, tracks at another sample rate, or an
+            existing cache that does not match.
+    """
+    if not tracks:
+        raise ValueError("prepare_dataset needs at least one track.")
+    if not (isinstance(num_workers, int) and num_workers >= 1):
+        raise ValueError(f"num_workers must be a positive integer. Received: {num_workers!r}")
+    if not (isinstance(worker_index, int) and 0 <= worker_index < num_workers):
+        raise ValueError(
+            f"worker_index must be in [0, {num_workers}). Received: worker_index={worker_index!r}"
+        )
+    rates = sorted({track.rate for track in tracks})
+    if rates != [config.sample_rate]:
+        raise ValueError(
+            f"tracks are at {', '.join(map(str, rates))} Hz but the spectral settings say "
+            f"{config.sample_rate} Hz; resample the data or set sample_rate."
+        )
+    directory = Path(out)
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"--out '{directory}' is a file; give a directory.")
+    directory.mkdir(parents=True, exist_ok=True)
+    planned = _planned(tracks)
+    if overwrite:
+        _remove_previous(directory)
+    else:
+        _check_existing(directory, planned, config)
+    selection = dict(selection or {})
+    # An index listing the planned shards first, so a stopped run can be resumed
+    # and an incomplete cache is recognised as such.
+    _write_json(directory / INDEX, _index(directory, planned, config, selection))
+
+    mine = [(name, track) for position, (name, track) in enumerate(planned)
+            if position % num_workers == worker_index]
+    todo = [(name, track) for name, track in mine if _complete_sidecar(directory, name, config) is None]
+    skipped = len(mine) - len(todo)
+    if skipped:
+        log.info("%d of %d shards already complete in '%s': skipping them", skipped, len(mine), directory)
+    total = sum(config.num_frames(track.num_samples) for _, track in todo)
+    bar = keras.utils.Progbar(total, unit_name="frame") if progress and todo else None
+    for name, track in todo:
+        log.debug("writing shard %s (%s)", name, track.name)
+        _write_shard(directory, name, track, config, bar)
+    index = _index(directory, planned, config, selection)
+    _write_json(directory / INDEX, index)
+    return index
+
+
+def read_index(directory, config=None):
+    """Reads and checks a prepared cache's index.
+
+    Args:
+        directory: str or `Path`.
+        config: `SpectralConfig` or None. If given, the cache must have been
+            prepared with it.
+
+    Returns:
+        dict with the index, plus `config` (its `SpectralConfig`) and `files`
+        (the shard paths).
+
+    Raises:
+        ValueError: no index, another format, other spectral settings, or
+            missing shards.
+    """
+    directory = Path(directory)
+    path = directory / INDEX
+    if not path.is_file():
+        raise ValueError(
+            f"'{directory}' is not a prepared dataset (no {INDEX}); create one with keras-dae prepare."
+        )
+    index = _read_json(path)
+    if index.get("format") != FORMAT or index.get("version") != FORMAT_VERSION:
+        raise ValueError(f"'{path}' is not a keras-dae frame cache of version {FORMAT_VERSION}.")
+    cached = spectral.SpectralConfig.from_dict(index["spectral"])
+    if config is not None and cached != config:
+        raise ValueError(
+            f"'{directory}' was prepared with other spectral settings "
+            f"({_differences(cached.to_dict(), config.to_dict())}); prepare it again with yours."
+        )
+    missing = [shard["name"] for shard in index["shards"]
+               if _complete_sidecar(directory, shard["name"], cached) is None]
+    if missing:
+        raise ValueError(
+            f"prepared dataset '{directory}' is incomplete: {len(missing)} of "
+            f"{len(index['shards'])} shards missing (first: '{missing[0]}'); "
+            "run keras-dae prepare again (for every worker)."
+        )
+    index = dict(index, config=cached, files=[str(directory / shard["file"]) for shard in index["shards"]])
+    index["total_frames"] = sum(
+        _complete_sidecar(directory, shard["name"], cached)["frames"] for shard in index["shards"]
+    )
+    return index
+
+
+def prepared_frames(
+    directory,
+    *,
+    batch_size,
+    seed=0,
+    training=True,
+    epochs=None,
+    shuffle_buffer=8192,
+    cycle_length=4,
+    drop_remainder=False,
+    config=None,
+):
+    """Streams a prepared cache as `(mixture, vocals)` batches, like `musdb_frames`.
+
+    Args:
+        directory: str or `Path`, written by `prepare_dataset`.
+        batch_size: int, frames per batch.
+        seed: int, default 0; shard order and frame shuffling derive from it.
+        training: bool, default True. False: one pass in order, no shuffling.
+        epochs: int or None. Passes over the cache; None repeats forever when
+            training, and means 1 for validation.
+        shuffle_buffer: int, default 8192. Frames in the shuffle buffer.
+        cycle_length: int, default 4. Shards read (and interleaved) at once.
+        drop_remainder: bool, default False.
+        config: `SpectralConfig` or None; if given, the cache must match it.
+
+    Returns:
+        `tf.data.Dataset` of `(mixture, vocals)`, float32 `(batch, num_bins)`.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
+    index = read_index(directory, config)
+    num_bins = index["config"].num_bins
+    files = tf.data.Dataset.from_tensor_slices(index["files"])
+    if training:
+        files = files.shuffle(len(index["files"]), seed=seed, reshuffle_each_iteration=True)
+        files = files.repeat(epochs)
+    features = {
+        "mixture": tf.io.FixedLenFeature([], tf.string),
+        "vocals": tf.io.FixedLenFeature([], tf.string),
+        "frames": tf.io.FixedLenFeature([], tf.int64),
+    }
+
+    def parse(record):
+        example = tf.io.parse_single_example(record, features)
+        shape = tf.stack([example["frames"], num_bins])
+        mixture = tf.reshape(tf.io.decode_raw(example["mixture"], tf.float32), shape)
+        vocals = tf.reshape(tf.io.decode_raw(example["vocals"], tf.float32), shape)
+        return mixture, vocals
+
+    dataset = files.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=cycle_length,
+        block_length=1,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
+    if training:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    options = tf.data.Options()
+    options.deterministic = True
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
