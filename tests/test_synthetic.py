@@ -1,3 +1,8 @@
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import click
 import musdb
 import numpy as np
@@ -12,6 +17,7 @@ from keras_dae.data.synthetic import (
     synthesize_track,
     write_synthetic_musdb,
 )
+from keras_dae.data.tracks import list_tracks
 from keras_dae_cli.data_commands import synth
 
 RATE = 44100
@@ -23,7 +29,7 @@ def _frames(x, size):
 
 def test_sources_are_stereo_float32_and_sum_below_one():
     sources = synthesize_track(1.5, rate=RATE, seed=0)
-    assert tuple(sources) == SOURCES == ("vocals", "drums", "bass", "other")
+    assert tuple(sources) == SOURCES == ("drums", "bass", "other", "vocals")
     for name, audio in sources.items():
         assert audio.shape == (round(1.5 * RATE), 2) and audio.dtype == np.float32, name
         assert np.abs(audio).max() > 0.05, name
@@ -218,3 +224,25 @@ def test_synth_command_rejects_bad_values(tmp_path, args):
     result = CliRunner().invoke(_group(), ["synth", *(x for pair in options.items() for x in pair)])
     assert result.exit_code == 2 and args[0] in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def _run_console_script(*args):
+    script = Path(sys.executable).parent / "keras-dae"
+    script = str(script) if script.exists() else shutil.which("keras-dae")
+    return subprocess.run([script, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_synth_console_script(tmp_path):
+    out = tmp_path / "synthetic"
+    result = _run_console_script("synth", "--out", str(out), "--tracks", "1", "--seconds", "1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"wrote 1 tracks to {out / 'train'}\n"
+    (track,) = list_tracks(out, is_wav=True)
+    assert track.name == "synthetic-000" and track.num_samples == RATE and track.channels == 2
+    # A bad value: one error line, exit code 2, nothing written.
+    result = _run_console_script("synth", "--out", str(tmp_path / "none"), "--tracks", "0", "--seconds", "1")
+    assert result.returncode == 2 and result.stdout == ""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "error" in lines[0] and "--tracks" in lines[0] and "Traceback" not in result.stderr
+    assert not (tmp_path / "none").exists()

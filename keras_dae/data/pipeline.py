@@ -36,7 +36,9 @@ DOWNMIXES = ("mean", "left")
 _NUM_DRAWS = 11
 
 
-def _check(tracks, config, batch_size, excerpt_seconds, gain_range, downmix):
+def _check(tracks, config, batch_size, excerpt_seconds, gain_range, downmix, epochs):
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0):
+        raise ValueError(f"epochs must be a positive integer or None. Received: epochs={epochs!r}")
     if not tracks:
         raise ValueError("musdb_frames needs at least one track.")
     rates = {track.rate for track in tracks}
@@ -56,9 +58,14 @@ def _check(tracks, config, batch_size, excerpt_seconds, gain_range, downmix):
         raise ValueError(f"downmix must be one of {DOWNMIXES}. Received: downmix={downmix!r}")
 
 
-def _plans(tracks, seed, epochs, training, remix):
-    """Dataset of `(epoch, position, track index)` then the per-excerpt draws."""
+def _plans(tracks, seed, epochs, training, remix, excerpt_samples):
+    """Dataset of excerpt plans: tracks, excerpt starts and the per-excerpt draws.
+
+    Without remix the accompaniment is the vocals' own track at the same
+    start, so the mixture is the track's real mixture there.
+    """
     num_tracks = len(tracks)
+    lengths = tf.constant([track.num_samples for track in tracks], tf.int64)
 
     def epoch_order(epoch):
         if training:
@@ -70,31 +77,65 @@ def _plans(tracks, seed, epochs, training, remix):
             (tf.fill([num_tracks], epoch), tf.range(num_tracks, dtype=tf.int64), tf.cast(order, tf.int64))
         )
 
-    epochs_dataset = tf.data.Dataset.range(epochs) if epochs else tf.data.Dataset.range(2**62)
+    epochs_dataset = tf.data.Dataset.range(2**62 if epochs is None else epochs)
     plans = epochs_dataset.flat_map(epoch_order)
+
+    def start(track, draw):
+        room = tf.maximum(tf.gather(lengths, track) - excerpt_samples + 1, 1)
+        return tf.minimum(tf.cast(draw * tf.cast(room, tf.float32), tf.int64), room - 1)
 
     def draw(epoch, position, track):
         element = epoch * num_tracks + position
         draws = tf.random.stateless_uniform([_NUM_DRAWS], seed=tf.stack([seed + 1, element]), dtype=tf.float32)
-        partner = track
+        partner, vocals_start = track, start(track, draws[1])
+        accompaniment_start = vocals_start
         if training and remix:
             partner = tf.minimum(tf.cast(draws[0] * num_tracks, tf.int64), num_tracks - 1)
-        return {"vocals_track": track, "accompaniment_track": partner, "draws": draws}
+            accompaniment_start = start(partner, draws[2])
+        return {
+            "vocals_track": track,
+            "vocals_start": vocals_start,
+            "accompaniment_track": partner,
+            "accompaniment_start": accompaniment_start,
+            "draws": draws,
+        }
 
     return plans.map(draw)
 
 
+def excerpt_plans(tracks, *, excerpt_samples, seed=0, epochs=1, training=True, remix=False):
+    """The excerpts `musdb_frames` reads, in the order it reads them.
+
+    For checking the pipeline from outside: `musdb_frames` with the same
+    arguments (and `excerpt_samples = round(excerpt_seconds * sample_rate)`)
+    makes excerpt `i` from the vocals of track `plans[i, 0]` at sample
+    `plans[i, 1]` and the drums, bass and other of track `plans[i, 2]` at
+    sample `plans[i, 3]`; without remix (or with `training=False`) the two
+    are the same track and start.
+
+    Args:
+        tracks: list of `TrackInfo`.
+        excerpt_samples: int, the excerpt length in samples.
+        seed, training, remix: as for `musdb_frames`.
+        epochs: int, default 1; a finite number of passes (1 when
+            `training=False`, as in `musdb_frames`).
+
+    Returns:
+        int64 array `(excerpts, 4)`: vocals track index, vocals start,
+        accompaniment track index, accompaniment start.
+    """
+    if not training:
+        epochs = 1
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
+        raise ValueError(f"excerpt_plans needs a positive int epochs. Received: epochs={epochs!r}")
+    keys = ("vocals_track", "vocals_start", "accompaniment_track", "accompaniment_start")
+    plans = _plans(tracks, tf.constant(seed, tf.int64), epochs, training, remix, int(excerpt_samples))
+    rows = [[plan[key] for key in keys] for plan in plans.as_numpy_iterator()]
+    return np.array(rows, np.int64).reshape(-1, len(keys))
+
+
 def _reader(tracks, excerpt_samples):
     """Graph function `(plan) -> (4, excerpt_samples, 2)` float32 source audio."""
-    lengths = tf.constant([track.num_samples for track in tracks], tf.int64)
-
-    def starts(plan):
-        draws = plan["draws"]
-        result = []
-        for index, key in ((1, "vocals_track"), (2, "accompaniment_track")):
-            room = tf.maximum(tf.gather(lengths, plan[key]) - excerpt_samples + 1, 1)
-            result.append(tf.minimum(tf.cast(draws[index] * tf.cast(room, tf.float32), tf.int64), room - 1))
-        return result
 
     if any(track.is_stem for track in tracks):
 
@@ -107,10 +148,10 @@ def _reader(tracks, excerpt_samples):
             return audio
 
         def read(plan):
-            vocals_start, accompaniment_start = starts(plan)
+            keys = ("vocals_track", "vocals_start", "accompaniment_track", "accompaniment_start")
             audio = tf.numpy_function(
                 read_python,
-                [plan["vocals_track"], vocals_start, plan["accompaniment_track"], accompaniment_start],
+                [plan[key] for key in keys],
                 tf.float32,
                 stateful=False,
             )
@@ -123,26 +164,29 @@ def _reader(tracks, excerpt_samples):
 
     paths = tf.constant([list(track.paths) for track in tracks])
     channels = tf.constant([track.channels for track in tracks], tf.int32)
+    offsets = tf.constant([track.offset for track in tracks], tf.int64)
+    lengths = tf.constant([track.num_samples for track in tracks], tf.int64)
 
     def read_file(track, source, start):
         path = paths[track, source]
+        file_start = start + tf.gather(offsets, track)
 
         def stereo():
-            return readers.read_excerpt(path, start, excerpt_samples, 2)
+            return readers.read_excerpt(path, file_start, excerpt_samples, 2)
 
         def mono():
-            return tf.tile(readers.read_excerpt(path, start, excerpt_samples, 1), [1, 2])
+            return tf.tile(readers.read_excerpt(path, file_start, excerpt_samples, 1), [1, 2])
 
-        return tf.cond(tf.equal(tf.gather(channels, track), 1), mono, stereo)
+        audio = tf.cond(tf.equal(tf.gather(channels, track), 1), mono, stereo)
+        # A part of a file (`split_track`) ends before the file does: zeros after it.
+        inside = tf.range(excerpt_samples, dtype=tf.int64) < tf.gather(lengths, track) - start
+        return tf.where(inside[:, tf.newaxis], audio, 0.0)
 
     def read(plan):
-        vocals_start, accompaniment_start = starts(plan)
         audio = []
         for source_index, source in enumerate(SOURCES):
-            if source == "vocals":
-                audio.append(read_file(plan["vocals_track"], source_index, vocals_start))
-            else:
-                audio.append(read_file(plan["accompaniment_track"], source_index, accompaniment_start))
+            which = "vocals" if source == "vocals" else "accompaniment"
+            audio.append(read_file(plan[f"{which}_track"], source_index, plan[f"{which}_start"]))
         return tf.stack(audio)
 
     return read
@@ -217,7 +261,7 @@ def musdb_frames(
     Raises:
         ValueError: for bad arguments or tracks at another sample rate.
     """
-    _check(tracks, config, batch_size, excerpt_seconds, gain_range, downmix)
+    _check(tracks, config, batch_size, excerpt_seconds, gain_range, downmix, epochs)
     if channel_swap and downmix == "mean" and training:
         log.warning("channel_swap has no effect with the mean downmix; use downmix='left'")
     excerpt_samples = int(round(excerpt_seconds * config.sample_rate))
@@ -231,7 +275,7 @@ def musdb_frames(
         spectra = spectral.spectrogram(tf.stack([mixture, vocals]), config)
         return spectra[0], spectra[1]
 
-    dataset = _plans(tracks, tf.constant(seed, tf.int64), epochs, training, remix)
+    dataset = _plans(tracks, tf.constant(seed, tf.int64), epochs, training, remix, excerpt_samples)
     dataset = dataset.map(excerpt_spectra, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = dataset.interleave(
         lambda mixture, vocals: tf.data.Dataset.from_tensor_slices((mixture, vocals)),

@@ -23,9 +23,9 @@ import numpy as np
 import soundfile
 
 from keras_dae.atomic import atomic_path
+from keras_dae.data.example import SOURCES  # MUSDB order: drums, bass, other, vocals
 from keras_dae.data.tracks import STEM_IDS, SUBSETS
 
-SOURCES = ("vocals", "drums", "bass", "other")
 # The stream order of MUSDB18's `.stem.mp4` files (musdb's `stem_ids`).
 STEM_ORDER = ("mixture",) + tuple(sorted(STEM_IDS, key=STEM_IDS.get))
 
@@ -279,8 +279,8 @@ def synthesize_track(seconds, rate=44100, seed=0):
             melodies.
 
     Returns:
-        dict from source name (`vocals`, `drums`, `bass`, `other`, in that
-        order) to float32 arrays `(samples, 2)`, with
+        dict from source name (`drums`, `bass`, `other`, `vocals`, in that
+        order, `SOURCES`) to float32 arrays `(samples, 2)`, with
         `samples = round(seconds * rate)`.
 
     Raises:

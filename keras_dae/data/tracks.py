@@ -43,6 +43,9 @@ class TrackInfo:
             times for MUSDB18.
         stem_ids: tuple of int or None, the stream of each source inside the
             `.stem.mp4`; None for WAV/FLAC folders.
+        offset: int, default 0. First sample of the files that belongs to
+            this track: a part of a track (`split_track`) is a `TrackInfo`
+            whose `offset` and `num_samples` select the part.
     """
 
     name: str
@@ -52,6 +55,7 @@ class TrackInfo:
     channels: int
     paths: tuple
     stem_ids: tuple = None
+    offset: int = 0
 
     @property
     def is_stem(self):
@@ -80,8 +84,14 @@ def _wav_track(name, subset, paths):
             raise ValueError(f"'{path}' holds no samples (empty or truncated file).")
         _check_channels(path, channels)
         infos.append((num_samples, channels, rate))
-    first_samples, _, first_rate = infos[0]
-    for path, (num_samples, _, rate) in zip(paths, infos):
+    first_samples, first_channels, first_rate = infos[0]
+    for path, (num_samples, channels, rate) in zip(paths, infos):
+        if channels != first_channels:
+            # The pipeline reads every source of a track with one channel count.
+            raise ValueError(
+                f"'{path}' has {channels} channel(s) but '{paths[0]}' has "
+                f"{first_channels}; all sources of a track need the same number of channels."
+            )
         if rate != first_rate:
             raise ValueError(
                 f"'{path}' is at {rate} Hz but '{paths[0]}' is at "
@@ -132,6 +142,29 @@ def _stem_track(name, subset, path):
         paths=(str(path),) * len(SOURCES),
         stem_ids=tuple(STEM_IDS[source] for source in SOURCES),
     )
+
+
+def split_track(track, fraction):
+    """Cuts a track in two at `fraction` of its length: `(first part, second part)`.
+
+    Used to hold out the end of the embedded clip for validation. Each part
+    reads only its own samples.
+
+    Raises:
+        ValueError: if `fraction` is not strictly between 0 and 1 or a part
+            would be empty.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be between 0 and 1. Received: fraction={fraction!r}")
+    cut = int(round(track.num_samples * fraction))
+    if cut == 0 or cut == track.num_samples:
+        raise ValueError(f"track '{track.name}' is too short to split at {fraction}.")
+    first = dataclasses.replace(track, name=f"{track.name} [0:{fraction:g}]", num_samples=cut)
+    second = dataclasses.replace(
+        track, name=f"{track.name} [{fraction:g}:1]", num_samples=track.num_samples - cut,
+        offset=track.offset + cut,
+    )
+    return first, second
 
 
 def example_track():
@@ -246,7 +279,7 @@ def read_track(track, start=0, num_samples=None):
         stempeg = _import_stempeg()
         stems, _ = stempeg.read_stems(
             track.paths[0],
-            start=start / track.rate,
+            start=(track.offset + start) / track.rate,
             duration=available / track.rate,
             stem_id=list(track.stem_ids),
             dtype=np.float32,
@@ -256,6 +289,8 @@ def read_track(track, start=0, num_samples=None):
         out[:, : audio.shape[1]] = audio if audio.shape[2] == 2 else audio[..., :1]
         return out
     for index, path in enumerate(track.paths):
-        audio, _ = soundfile.read(path, start=start, frames=available, dtype="float32", always_2d=True)
+        audio, _ = soundfile.read(
+            path, start=track.offset + start, frames=available, dtype="float32", always_2d=True
+        )
         out[index, : audio.shape[0]] = audio if audio.shape[1] == 2 else audio[:, :1]
     return out
