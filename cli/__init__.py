@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from keras_dae_cli import data_commands, model_commands
+from keras_dae_cli import data_commands, model_commands, train_commands
 from keras_dae_cli.common import STATE, USER_ERRORS, configure_logging
 
 
@@ -39,6 +39,7 @@ COMMANDS = (
     data_commands.synth,
     data_commands.prepare,
     data_commands.info,
+    train_commands.train,
 )
 for _command in COMMANDS:
     cli.add_command(_command)

@@ -53,8 +53,8 @@ def configure_logging(verbose, quiet):
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
-def data_options(subset="train"):
-    """`--root/--is-wav/--subset/--split`, the MUSDB selection shared by commands."""
+def data_options(subset="train", selection=True):
+    """`--root/--is-wav` and (with `selection`) `--subset/--split`, shared by commands."""
 
     def decorate(command):
         options = [
@@ -69,6 +69,8 @@ def data_options(subset="train"):
             click.option("--split", type=click.Choice(("train", "valid")), default=None,
                          help="musdb's split of the train subset (valid = its 14 tracks)."),
         ]
+        if not selection:
+            options = options[:2]
         for option in reversed(options):
             command = option(command)
         return command

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 VOCALS = SOURCES.index("vocals")
 DOWNMIXES = ("mean", "left")
+# Stem (.stem.mp4) sets whose decoded audio fits in this many bytes are
+# decoded once and kept in memory.
+STEM_CACHE_BYTES = 512 * 2**20
 # Uniform draws per excerpt: partner track, two starts, 4 gains, 4 swaps.
 _NUM_DRAWS = 11
 
@@ -138,12 +141,27 @@ def _reader(tracks, excerpt_samples):
     """Graph function `(plan) -> (4, excerpt_samples, 2)` float32 source audio."""
 
     if any(track.is_stem for track in tracks):
+        decoded_bytes = sum(track.num_samples for track in tracks) * len(SOURCES) * 2 * 4
+        # ffmpeg costs about 0.5 s per excerpt: a set small enough (the embedded
+        # clip, a few tracks) is decoded once and excerpts are cut in memory.
+        cache = {} if decoded_bytes <= STEM_CACHE_BYTES else None
+
+        def excerpt(index, start):
+            track = tracks[int(index)]
+            if cache is None:
+                return read_track(track, start, excerpt_samples)
+            if int(index) not in cache:
+                cache[int(index)] = read_track(track)
+            audio = np.zeros((len(SOURCES), excerpt_samples, 2), np.float32)
+            piece = cache[int(index)][:, int(start) : int(start) + excerpt_samples]
+            audio[:, : piece.shape[1]] = piece
+            return audio
 
         def read_python(vocals_track, vocals_start, accompaniment_track, accompaniment_start):
-            vocals = read_track(tracks[int(vocals_track)], vocals_start, excerpt_samples)
+            vocals = excerpt(vocals_track, vocals_start)
             if accompaniment_track == vocals_track and accompaniment_start == vocals_start:
                 return vocals
-            audio = read_track(tracks[int(accompaniment_track)], accompaniment_start, excerpt_samples)
+            audio = excerpt(accompaniment_track, accompaniment_start)
             audio[VOCALS] = vocals[VOCALS]
             return audio
 

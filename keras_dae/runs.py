@@ -1,0 +1,149 @@
+"""A training run's directory: what it holds and how a re-run treats it.
+
+    RUN/config.json    every setting, the spectral config, versions, git
+                       commit, and whether the run finished
+    RUN/model.keras    the best model so far (by validation loss)
+    RUN/history.csv    one row per finished epoch
+    RUN/logs/          TensorBoard
+    RUN/backup/        Keras `BackupAndRestore` state while a run is going
+
+Re-running `train` on a run directory resumes it; a finished run is not
+retrained; a run of another architecture or other spectral settings is
+refused unless `overwrite`.
+"""
+
+import csv
+import importlib.metadata
+import json
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+from keras_dae.atomic import atomic_path
+
+CONFIG = "config.json"
+MODEL = "model.keras"
+HISTORY = "history.csv"
+LOGS = "logs"
+BACKUP = "backup"
+# Settings that make a run directory a different run if they change.
+IDENTITY = ("arch", "hidden_size", "loss", "spectral")
+
+
+def versions():
+    """Versions of the packages a run depends on, and Python's."""
+    result = {"python": platform.python_version()}
+    for package in ("keras-dae", "keras", "tensorflow", "numpy"):
+        try:
+            result[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            result[package] = None
+    return result
+
+
+def git_commit():
+    """The commit of the git checkout keras_dae runs from, or None."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True, text=True, timeout=10, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = result.stdout.strip()
+    return commit if result.returncode == 0 and len(commit) == 40 else None
+
+
+def read_config(run_dir):
+    """The run's `config.json` as a dict, or None if there is none."""
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot read '{path}' ({error}); use --overwrite to start over.") from None
+
+
+def write_config(run_dir, config):
+    with atomic_path(Path(run_dir) / CONFIG) as tmp:
+        tmp.write_text(json.dumps(config, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def check_compatible(run_dir, previous, settings):
+    """Raises ValueError if the run in `run_dir` is another kind of run."""
+    for key in IDENTITY:
+        if previous.get(key) != settings.get(key):
+            raise ValueError(
+                f"'{run_dir}' holds a run with {key}={_short(previous.get(key))}, not "
+                f"{_short(settings.get(key))}; choose another --out or add --overwrite."
+            )
+
+
+def _short(value):
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key}: {item}" for key, item in sorted(value.items())) + "}"
+    return repr(value)
+
+
+def prepare_directory(run_dir, overwrite):
+    """Creates the run directory (emptied of a previous run if `overwrite`).
+
+    Raises:
+        ValueError: if it is a file or cannot be written.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"--out '{run_dir}' is a file; give a directory.")
+    if overwrite and run_dir.is_dir():
+        for name in (CONFIG, MODEL, HISTORY):
+            (run_dir / name).unlink(missing_ok=True)
+        for name in (LOGS, BACKUP):
+            shutil.rmtree(run_dir / name, ignore_errors=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(run_dir / ".write-test") as tmp:
+            tmp.write_text("")
+        (run_dir / ".write-test").unlink()
+    except OSError as error:
+        raise ValueError(f"cannot write to run directory '{run_dir}': {error.strerror or error}.") from None
+
+
+def read_history(run_dir):
+    """Rows of `history.csv` as dicts of floats (epoch as int); [] if none."""
+    path = Path(run_dir) / HISTORY
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        rows = []
+        for row in csv.DictReader(handle):
+            try:
+                rows.append({key: (int(value) if key == "epoch" else float(value)) for key, value in row.items()})
+            except (TypeError, ValueError):
+                break  # a line cut short by a crash ends the history
+    return rows
+
+
+def truncate_history(run_dir, epochs):
+    """Keeps the rows of the first `epochs` epochs (a crash can leave a row the backup lacks)."""
+    rows = [row for row in read_history(run_dir) if row["epoch"] < epochs]
+    path = Path(run_dir) / HISTORY
+    if not path.is_file():
+        return rows
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
+        if rows:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    return rows
+
+
+def backup_epoch(run_dir):
+    """Epochs finished according to the `BackupAndRestore` state, 0 if none."""
+    path = Path(run_dir) / BACKUP / "training_metadata.json"
+    try:
+        return int(json.loads(path.read_text())["epoch"])
+    except (OSError, ValueError, KeyError):
+        return 0

@@ -1,0 +1,430 @@
+"""Training a DAE with `model.fit`: data, strategy, callbacks, the run directory.
+
+`train(arch="sf", out="runs/sf", ...)` is what `keras-dae train` calls. It
+streams `(mixture, vocals)` frames from one of three sources:
+
+    prepared=DIR   a frame cache written by `keras-dae prepare` (fastest);
+                   validation from `prepared_valid=DIR` if given
+    root=PATH      MUSDB18 (or MUSDB18-HQ with is_wav=True) through the
+                   tf.data pipeline: musdb's `train` split for training, its
+                   14-track `valid` split for validation
+    neither        the embedded 6-second MUSDB18 excerpt: its first 80% for
+                   training, the last 20% held out for validation
+
+and writes a run directory (see `runs.py`) that a re-run resumes.
+"""
+
+import dataclasses
+import logging
+import math
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_dae import runs
+from keras_dae.atomic import atomic_path
+from keras_dae.data.pipeline import musdb_frames
+from keras_dae.data.prepare import prepared_frames, read_index
+from keras_dae.data.tracks import list_tracks, split_track
+from keras_dae.losses import LOSSES, get_loss
+from keras_dae.models import ARCHITECTURES, build_model
+from keras_dae.spectral import SpectralConfig
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("default", "mirrored", "multiworker")
+EXAMPLE_VALIDATION_FRACTION = 0.2
+VALIDATION_BATCH = 256
+# Frames in the shuffle buffer; a smaller epoch uses its own size (filling
+# 8192 frames from a 6-second clip would decode it fifteen times first).
+SHUFFLE_BUFFER = 8192
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Every setting of a training run (recorded in `config.json`)."""
+
+    arch: str = "sf"
+    hidden_size: int = None
+    loss: str = "kl"
+    learning_rate: float = 1e-4
+    batch_size: int = 16
+    epochs: int = 100
+    steps_per_epoch: int = None
+    clip_norm: float = 0.5
+    patience: int = 20
+    seed: int = 0
+    excerpt_seconds: float = 6.0
+    remix: bool = False
+    random_gain: bool = False
+    strategy: str = "default"
+    steps_per_execution: int = 1
+
+    def check(self):
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"Unknown arch {self.arch!r}; valid ones are {', '.join(ARCHITECTURES)}.")
+        if self.loss not in LOSSES:
+            raise ValueError(f"Unknown loss {self.loss!r}; valid ones are {', '.join(LOSSES)}.")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"Unknown strategy {self.strategy!r}; valid ones are {', '.join(STRATEGIES)}.")
+        for name in ("batch_size", "epochs", "patience", "steps_per_execution"):
+            _positive_int(name, getattr(self, name))
+        for name in ("hidden_size", "steps_per_epoch"):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
+        for name in ("learning_rate", "excerpt_seconds"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive. Received: {name}={getattr(self, name)!r}")
+        if self.clip_norm is not None and not self.clip_norm > 0:
+            raise ValueError(f"clip_norm must be positive or None. Received: clip_norm={self.clip_norm!r}")
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+
+
+# -- strategies ---------------------------------------------------------------
+
+
+def make_strategy(name):
+    """The `tf.distribute` strategy called `name`.
+
+    `mirrored` replicates over all local GPUs, or over all logical CPU devices
+    when there is no GPU; `multiworker` reads the cluster from `TF_CONFIG`.
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([device.name for device in devices])
+    if name == "multiworker":
+        if not os.environ.get("TF_CONFIG"):
+            raise ValueError(
+                "--strategy multiworker needs the cluster in the TF_CONFIG environment variable "
+                "(see the README's multi-worker section)."
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"Unknown strategy {name!r}; valid ones are {', '.join(STRATEGIES)}.")
+
+
+def _is_chief(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def _fit_multiworker(model, strategy, num_bins):
+    """Lets Keras 3's `fit` and `evaluate` run `model` under `MultiWorkerMirroredStrategy`.
+
+    Keras 3's TensorFlow trainer (3.15 here) fails twice with several workers
+    (keras-team/keras#20585, tensorflow/tensorflow#72388):
+
+    1. It builds a model created in a strategy's scope from the first batch,
+       which it first averages with `strategy.reduce`; that reduce fails on
+       an `(x, y)` tuple ("Attempt to convert a value (PerReplica ...) to a
+       Tensor"). Here the model is built from zero frames of the known shape
+       instead, in the scope: the same state (the optimizer's slots among it).
+    2. It averages every step's logs over the workers with
+       `strategy.reduce("MEAN", value, axis=0)`, which fails on a scalar loss
+       ("Invalid reduction dimension 0 for input with 0 dimensions"). Here
+       the train and test steps return their logs as 1-element vectors,
+       whose mean over axis 0 and the workers is the scalar Keras expects.
+    """
+    frames = np.zeros((1, num_bins), np.float32)
+
+    def build(iterator=None, data_batch=None):
+        with strategy.scope():
+            model._symbolic_build(data_batch=(frames, frames))
+
+    def as_vectors(step):
+        def vector_step(data):
+            return {name: tf.reshape(value, [-1]) for name, value in step(data).items()}
+
+        return vector_step
+
+    build()
+    model._maybe_symbolic_build = build
+    model.train_step = as_vectors(model.train_step)
+    model.test_step = as_vectors(model.test_step)
+
+
+def _worker_id(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return "local"
+    return f"{resolver.task_type}-{resolver.task_id}"
+
+
+# -- data ---------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Data:
+    """What `train` feeds: a per-input-pipeline dataset function and a validation set."""
+
+    train_fn: object  # (seed, pipeline_id, num_pipelines, batch_size) -> Dataset
+    validation: object  # Dataset or None
+    frames_per_epoch: int
+    description: dict
+    validation_frames: int = 0
+
+
+def _shard(items, pipeline_id, num_pipelines):
+    return items[pipeline_id::num_pipelines] if len(items) >= num_pipelines else items
+
+
+def _no_autoshard(dataset):
+    # Validation is a fixed, generated stream: split it by elements, not files.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+def make_data(settings, config, *, root=None, is_wav=False, prepared=None, prepared_valid=None):
+    """The training and validation data of a run (see the module docstring)."""
+    if prepared is not None:
+        index = read_index(prepared, config)
+
+        def train_fn(seed, pipeline_id, num_pipelines, batch_size):
+            dataset = prepared_frames(prepared, batch_size=batch_size, seed=seed, config=config)
+            return dataset.shard(num_pipelines, pipeline_id) if num_pipelines > 1 else dataset
+
+        validation, validation_frames = None, 0
+        if prepared_valid is not None:
+            validation = _no_autoshard(
+                prepared_frames(prepared_valid, batch_size=VALIDATION_BATCH, training=False, config=config)
+            )
+            validation_frames = read_index(prepared_valid, config)["total_frames"]
+        description = {"source": "prepared", "prepared": str(prepared),
+                       "prepared_valid": str(prepared_valid) if prepared_valid else None,
+                       "tracks": len(index["shards"])}
+        return Data(train_fn, validation, index["total_frames"], description, validation_frames)
+
+    streaming = dict(excerpt_seconds=settings.excerpt_seconds)
+    if root is None and not os.environ.get("MUSDB_PATH"):
+        track = list_tracks()[0]
+        train_part, valid_part = split_track(track, 1 - EXAMPLE_VALIDATION_FRACTION)
+        train_tracks, valid_tracks = [train_part], [valid_part]
+        # Excerpts no longer than the held-in part, so no frame crosses into validation.
+        streaming["excerpt_seconds"] = min(settings.excerpt_seconds, train_part.seconds)
+        valid_seconds = valid_part.seconds
+        description = {"source": "example", "validation": f"last {EXAMPLE_VALIDATION_FRACTION:.0%} of the clip"}
+    else:
+        train_tracks = list_tracks(root, is_wav=is_wav, subsets="train", split="train")
+        try:
+            valid_tracks = list_tracks(root, is_wav=is_wav, subsets="train", split="valid")
+        except ValueError as error:
+            log.warning("no validation tracks (%s): training without validation", error)
+            valid_tracks = []
+        valid_seconds = settings.excerpt_seconds
+        description = {"source": "musdb", "root": str(root or os.environ.get("MUSDB_PATH")),
+                       "is_wav": is_wav, "validation": "musdb valid split"}
+    description.update(train_tracks=[t.name for t in train_tracks], valid_tracks=[t.name for t in valid_tracks])
+
+    def frames(seconds):
+        return config.num_frames(int(round(seconds * config.sample_rate)))
+
+    frames_per_epoch = len(train_tracks) * frames(streaming["excerpt_seconds"])
+
+    def train_fn(seed, pipeline_id, num_pipelines, batch_size):
+        tracks = _shard(train_tracks, pipeline_id, num_pipelines)
+        return musdb_frames(
+            tracks, config, batch_size=batch_size, seed=seed + 7919 * pipeline_id, training=True,
+            remix=settings.remix, random_gain=settings.random_gain,
+            shuffle_buffer=min(SHUFFLE_BUFFER, max(frames_per_epoch, batch_size)), **streaming,
+        )
+
+    validation = None
+    if valid_tracks:
+        validation = musdb_frames(
+            valid_tracks, config, batch_size=VALIDATION_BATCH, training=False, excerpt_seconds=valid_seconds,
+        )
+        # Fixed excerpts: decode them once, not every epoch.
+        validation = _no_autoshard(validation.cache())
+    return Data(train_fn, validation, frames_per_epoch, description, len(valid_tracks) * frames(valid_seconds))
+
+
+def _distributed_training_set(strategy, data, settings):
+    if isinstance(strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)):
+
+        def dataset_fn(context):
+            batch = context.get_per_replica_batch_size(settings.batch_size)
+            return data.train_fn(settings.seed, context.input_pipeline_id, context.num_input_pipelines, batch)
+
+        return strategy.distribute_datasets_from_function(dataset_fn)
+    return data.train_fn(settings.seed, 0, 1, settings.batch_size)
+
+
+# -- callbacks ----------------------------------------------------------------
+
+
+class BestModel(keras.callbacks.Callback):
+    """Saves the model whenever `monitor` improves, atomically (a temporary name, then a rename)."""
+
+    def __init__(self, path, monitor, best=math.inf):
+        super().__init__()
+        self.path = Path(path)
+        self.monitor = monitor
+        self.best = best
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not np.isfinite(value) or value >= self.best:
+            return
+        self.best = float(value)
+        with atomic_path(self.path) as tmp:
+            self.model.save(tmp)
+
+
+class RunStatus(keras.callbacks.Callback):
+    """Keeps `config.json`'s `epochs_completed` current."""
+
+    def __init__(self, run_dir, record):
+        super().__init__()
+        self.run_dir = run_dir
+        self.record = record
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.record["epochs_completed"] = epoch + 1
+        runs.write_config(self.run_dir, self.record)
+
+
+def _callbacks(run_dir, settings, monitor, chief, worker, record, history):
+    best = min((row[monitor] for row in history if monitor in row), default=math.inf)
+    callbacks = [keras.callbacks.TerminateOnNaN()]
+    if chief:
+        callbacks += [
+            keras.callbacks.CSVLogger(str(run_dir / runs.HISTORY), append=True),
+            BestModel(run_dir / runs.MODEL, monitor, best),
+            keras.callbacks.TensorBoard(str(run_dir / runs.LOGS), update_freq="epoch"),
+            RunStatus(run_dir, record),
+        ]
+    callbacks += [
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=settings.patience),
+        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=max(settings.patience // 2, 1)),
+    ]
+    backup = run_dir / runs.BACKUP if chief else run_dir / runs.BACKUP / worker
+    # Last, so that when the backup says "epoch N done", N's row and model are written.
+    callbacks.append(keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True))
+    return callbacks
+
+
+# -- the run ------------------------------------------------------------------
+
+
+def train(
+    arch="sf",
+    out="runs/sf",
+    *,
+    config=None,
+    root=None,
+    is_wav=False,
+    prepared=None,
+    prepared_valid=None,
+    overwrite=False,
+    verbose=1,
+    **settings,
+):
+    """Trains one of the paper's DAEs and returns `(model, run_dir)`.
+
+    Args:
+        arch: str, `dae`, `deep-dae` or `sf`.
+        out: str or `Path`, the run directory.
+        config: `SpectralConfig` or None (the paper's defaults).
+        root, is_wav: the MUSDB root (None: `MUSDB_PATH`, else the embedded
+            clip) and whether it is MUSDB18-HQ.
+        prepared, prepared_valid: frame caches from `keras-dae prepare` to
+            train (and validate) on instead of streaming.
+        overwrite: bool. Start over in `out` even if it holds a run.
+        verbose: int, Keras' `fit` verbosity (0 silent, 1 progress bar).
+        **settings: any field of `Settings`: `hidden_size`, `loss` (`kl`,
+            `l1`, `l2`), `learning_rate`, `batch_size`, `epochs`,
+            `steps_per_epoch`, `clip_norm`, `patience`, `seed`,
+            `excerpt_seconds`, `remix`, `random_gain`, `strategy`,
+            `steps_per_execution`.
+
+    Returns:
+        `(keras.Model, Path)`: the best model (by validation loss, or
+        training loss without validation) and the run directory.
+
+    Raises:
+        ValueError: bad settings, no data, or a run directory that holds
+            another kind of run or cannot be written.
+    """
+    unknown = sorted(set(settings) - {field.name for field in dataclasses.fields(Settings)})
+    if unknown:
+        raise TypeError(f"train() got unknown settings {unknown}.")
+    settings = Settings(arch=arch, **settings)
+    settings.check()
+    config = config or SpectralConfig()
+    run_dir = Path(out)
+    strategy = make_strategy(settings.strategy)
+    chief = _is_chief(strategy)
+    record = {**dataclasses.asdict(settings), "spectral": config.to_dict()}
+
+    previous = None if overwrite else runs.read_config(run_dir)
+    if previous is not None:
+        runs.check_compatible(run_dir, previous, record)
+        if previous.get("status") in ("finished", "stopped-early"):
+            log.info("'%s' is a finished run (%s epochs); add --overwrite to train again",
+                     run_dir, previous.get("epochs_completed"))
+            return keras.saving.load_model(run_dir / runs.MODEL), run_dir
+    if chief:
+        runs.prepare_directory(run_dir, overwrite)
+
+    data = make_data(settings, config, root=root, is_wav=is_wav, prepared=prepared, prepared_valid=prepared_valid)
+    monitor = "val_loss" if data.validation is not None else "loss"
+    steps = settings.steps_per_epoch or max(math.ceil(data.frames_per_epoch / settings.batch_size), 1)
+    done = runs.backup_epoch(run_dir if chief else run_dir / runs.BACKUP / _worker_id(strategy))
+    history = runs.truncate_history(run_dir, done) if chief else []
+    if done:
+        log.info("resuming '%s' after epoch %d", run_dir, done)
+    record.update(
+        data=data.description, monitor=monitor, steps_per_epoch_used=steps, status="running",
+        epochs_completed=done, versions=runs.versions(), git_commit=runs.git_commit(),
+        frames_per_epoch=data.frames_per_epoch,
+    )
+    if chief:
+        runs.write_config(run_dir, record)
+
+    with strategy.scope():
+        model = build_model(settings.arch, config.num_bins, settings.hidden_size)
+        optimizer = keras.optimizers.Adam(settings.learning_rate, global_clipnorm=settings.clip_norm)
+        model.compile(optimizer=optimizer, loss=get_loss(settings.loss),
+                      steps_per_execution=settings.steps_per_execution)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        _fit_multiworker(model, strategy, config.num_bins)
+    training_set = _distributed_training_set(strategy, data, settings)
+    callbacks = _callbacks(run_dir, settings, monitor, chief, _worker_id(strategy), record, history)
+    validation_steps = None
+    if data.validation is not None and strategy.num_replicas_in_sync == 1:
+        validation_steps = max(math.ceil(data.validation_frames / VALIDATION_BATCH), 1)
+    fit = model.fit(
+        training_set, epochs=settings.epochs, steps_per_epoch=steps,
+        validation_data=data.validation, validation_steps=validation_steps,
+        callbacks=callbacks, verbose=verbose, shuffle=False,  # the datasets shuffle themselves
+    )
+    losses = fit.history.get("loss", [])
+    completed = len(runs.read_history(run_dir)) if chief else done + len(losses)
+    if losses and not np.isfinite(losses[-1]):
+        status = "nan"
+    elif completed < settings.epochs:
+        status = "stopped-early"
+    else:
+        status = "finished"
+    record.update(status=status, epochs_completed=completed)
+    if chief:
+        runs.write_config(run_dir, record)
+        if status == "nan":
+            log.warning("training stopped on a NaN loss after %d epochs; see %s", completed, run_dir / runs.HISTORY)
+        if (run_dir / runs.MODEL).is_file():
+            model = keras.saving.load_model(run_dir / runs.MODEL)
+    return model, run_dir

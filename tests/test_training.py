@@ -1,0 +1,182 @@
+"""Training runs: learning, the run directory, resuming, refusing, the CLI."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from keras_dae import runs
+from keras_dae.data.synthetic import write_synthetic_musdb
+from keras_dae.spectral import SpectralConfig
+from keras_dae.training import train
+
+CONFIG = SpectralConfig(num_bins=32)
+# Two of the names in musdb's 14-track validation split.
+VALID_NAMES = ("Actions - One Minute Smile", "Leaf - Summerghost")
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("musdb")
+    write_synthetic_musdb(root, num_tracks=4, seconds=2.0, seed=11)
+    for index, name in enumerate(VALID_NAMES):
+        (root / "train" / f"synthetic-00{index}").rename(root / "train" / name)
+    return root
+
+
+def _small(**overrides):
+    settings = dict(config=CONFIG, hidden_size=16, batch_size=32, learning_rate=3e-3,
+                    excerpt_seconds=1.0, verbose=0)
+    return {**settings, **overrides}
+
+
+@pytest.mark.parametrize("arch", ["dae", "deep-dae", "sf"])
+def test_each_arch_learns_on_synthetic_tracks(arch, root, tmp_path):
+    model, run_dir = train(arch, tmp_path / arch, root=root, is_wav=True, epochs=6, loss="l1", **_small())
+    history = runs.read_history(run_dir)
+    assert len(history) == 6
+    assert history[-1]["loss"] < 0.8 * history[0]["loss"], history
+    assert all(np.isfinite(row["val_loss"]) for row in history)
+    assert model.name == arch.replace("-", "_")
+
+
+def test_run_directory_records_everything(root, tmp_path):
+    model, run_dir = train("sf", tmp_path / "run", root=root, is_wav=True, epochs=2, seed=3, **_small())
+    record = json.loads((run_dir / runs.CONFIG).read_text())
+    assert record["arch"] == "sf" and record["loss"] == "kl" and record["seed"] == 3
+    assert record["spectral"] == CONFIG.to_dict()
+    assert record["status"] == "finished" and record["epochs_completed"] == 2
+    assert record["monitor"] == "val_loss"
+    assert record["data"]["valid_tracks"] == sorted(VALID_NAMES)
+    assert set(record["versions"]) >= {"keras", "tensorflow", "keras-dae"}
+    with open(run_dir / runs.HISTORY, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["epoch"] for row in rows] == ["0", "1"]
+    best = keras.saving.load_model(run_dir / runs.MODEL)
+    frames = np.random.default_rng(0).uniform(0, 1, (4, 32)).astype("float32")
+    np.testing.assert_allclose(best.predict(frames, verbose=0), model.predict(frames, verbose=0))
+    assert any(name.startswith("events") for _, _, files in os.walk(run_dir / runs.LOGS) for name in files)
+    assert not (run_dir / runs.BACKUP).exists()  # removed once the run finished
+
+
+def test_finished_run_is_not_retrained_and_other_runs_are_refused(root, tmp_path):
+    run = tmp_path / "run"
+    train("sf", run, root=root, is_wav=True, epochs=1, **_small())
+    before = (run / runs.HISTORY).read_text()
+    train("sf", run, root=root, is_wav=True, epochs=1, **_small())
+    assert (run / runs.HISTORY).read_text() == before
+    with pytest.raises(ValueError, match="holds a run with arch='sf', not 'dae'"):
+        train("dae", run, root=root, is_wav=True, epochs=1, **_small())
+    with pytest.raises(ValueError, match="spectral"):
+        train("sf", run, root=root, is_wav=True, epochs=1, **_small(config=SpectralConfig(num_bins=16)))
+    train("dae", run, root=root, is_wav=True, epochs=2, overwrite=True, **_small())
+    assert json.loads((run / runs.CONFIG).read_text())["arch"] == "dae"
+    assert len(runs.read_history(run)) == 2
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+        ({"hidden_size": -3}, "hidden_size must be a positive integer"),
+        ({"learning_rate": 0.0}, "learning_rate must be positive"),
+        ({"loss": "l3"}, "Unknown loss 'l3'"),
+        ({"strategy": "tpu"}, "Unknown strategy 'tpu'"),
+    ],
+)
+def test_bad_settings(overrides, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        train("sf", tmp_path / "run", **_small(**overrides))
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_arch_and_unwritable_output(tmp_path):
+    with pytest.raises(ValueError, match="Unknown arch 'cnn'"):
+        train("cnn", tmp_path / "run", **_small())
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="is a file"):
+        train("sf", tmp_path / "file", **_small())
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere")
+        with pytest.raises(ValueError, match="cannot write to run directory"):
+            train("sf", locked / "run", **_small())
+    finally:
+        locked.chmod(0o700)
+
+
+KILLED_RUN = textwrap.dedent(
+    """
+    import os, signal, sys
+    import keras
+    import keras_dae.training as training
+    from keras_dae.spectral import SpectralConfig
+
+    kill_after = int(sys.argv[3])
+    real_callbacks = training._callbacks
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 == kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    # After BackupAndRestore, which comes last: killed once epoch N is backed up.
+    training._callbacks = lambda *args: real_callbacks(*args) + [Kill()]
+    training.train("sf", sys.argv[1], root=sys.argv[2], is_wav=True, epochs=4,
+                   config=SpectralConfig(num_bins=32), hidden_size=16, batch_size=32,
+                   excerpt_seconds=1.0, learning_rate=3e-3, verbose=0)
+    """
+)
+
+
+def test_resume_after_kill_9_continues_at_the_right_epoch(root, tmp_path):
+    script = tmp_path / "killed_run.py"
+    script.write_text(KILLED_RUN)
+    run = tmp_path / "run"
+    killed = subprocess.run([sys.executable, str(script), str(run), str(root), "2"],
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert json.loads((run / runs.CONFIG).read_text())["status"] == "running"
+    assert runs.backup_epoch(run) == 2
+    before = runs.read_history(run)
+    assert len(before) == 2
+    train("sf", run, root=root, is_wav=True, epochs=4, **_small())
+    history = runs.read_history(run)
+    assert [row["epoch"] for row in history] == [0, 1, 2, 3]
+    assert history[:2] == before  # epochs 0 and 1 were not trained again
+    record = json.loads((run / runs.CONFIG).read_text())
+    assert record["status"] == "finished" and record["epochs_completed"] == 4
+    # Training went on from the backed-up weights: epoch 2 starts near where 1 ended,
+    # not at the loss of a fresh model.
+    assert history[2]["loss"] < 0.9 * history[0]["loss"]
+
+
+def test_cli_trains_on_the_embedded_clip(tmp_path, capsys):
+    from keras_dae_cli import main
+
+    args = ["--quiet", "train", "--arch", "dae", "--out", str(tmp_path / "run"), "--num-bins", "32",
+            "--hidden-size", "8", "--epochs", "2", "--batch-size", "64"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 0, capsys.readouterr().err
+    assert "run directory:" in capsys.readouterr().out
+    record = json.loads((tmp_path / "run" / runs.CONFIG).read_text())
+    assert record["data"]["source"] == "example" and record["status"] == "finished"
+    assert record["hidden_size"] == 8
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--arch", "sf", "--out", str(tmp_path / "run"), "--num-bins", "32"])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "arch='dae', not 'sf'" in err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--arch", "cnn", "--out", str(tmp_path / "x")])
+    assert exit_info.value.code == 2
