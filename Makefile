@@ -11,12 +11,13 @@ TFIO_BIN := $(TFIO_VENV)/bin
 TFIO_STAMP := $(TFIO_VENV)/.installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: help demo test test-tfio venv ffmpeg clean
+.PHONY: help demo test test-tfio bench-data venv ffmpeg clean
 
 help:
 	@echo "make demo   bootstrap, then show the models and plot the embedded MUSDB18 clip into $(DEMO_DIR)/"
 	@echo "make test   bootstrap, then run the test suite, then test-tfio"
 	@echo "make test-tfio  build .venv-tfio (TF 2.16 + tensorflow-io) and test the audio readers there"
+	@echo "make bench-data  data-pipeline throughput against a musdb+librosa loop (a few minutes)"
 	@echo "make clean  remove the virtual environments and demo outputs"
 
 $(STAMP): setup.cfg setup.py pyproject.toml
@@ -66,6 +67,10 @@ test: $(STAMP) ffmpeg
 
 test-tfio: $(TFIO_STAMP)
 	$(TFIO_BIN)/python -m pytest -q tests/test_readers.py
+
+# Speed targets (prints ratios; see benchmarks/README.md).
+bench-data: $(STAMP) ffmpeg
+	$(BIN)/python benchmarks/bench_data.py
 
 clean:
 	rm -rf $(VENV) $(TFIO_VENV) $(DEMO_DIR) *.egg-info

@@ -140,9 +140,9 @@ def truncate_history(run_dir, epochs):
     return rows
 
 
-def backup_epoch(run_dir):
-    """Epochs finished according to the `BackupAndRestore` state, 0 if none."""
-    path = Path(run_dir) / BACKUP / "training_metadata.json"
+def backup_epoch(backup_dir):
+    """Epochs finished according to the `BackupAndRestore` state in `backup_dir`, 0 if none."""
+    path = Path(backup_dir) / "training_metadata.json"
     try:
         return int(json.loads(path.read_text())["epoch"])
     except (OSError, ValueError, KeyError):

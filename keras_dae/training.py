@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import math
 import os
+import shutil
 from pathlib import Path
 
 import keras
@@ -80,6 +81,12 @@ class Settings:
                 raise ValueError(f"{name} must be positive. Received: {name}={getattr(self, name)!r}")
         if self.clip_norm is not None and not self.clip_norm > 0:
             raise ValueError(f"clip_norm must be positive or None. Received: clip_norm={self.clip_norm!r}")
+        if self.strategy != "default" and self.steps_per_execution > 1:
+            # Keras 3's multi-step loop fails under tf.distribute ("You must feed a value for placeholder tensor").
+            raise ValueError(
+                f"steps_per_execution > 1 works only with the default strategy. Received: "
+                f"steps_per_execution={self.steps_per_execution}, strategy={self.strategy!r}"
+            )
 
 
 def _positive_int(name, value):
@@ -163,6 +170,17 @@ def _worker_id(strategy):
     return f"{resolver.task_type}-{resolver.task_id}"
 
 
+def _backup_dir(run_dir, chief, worker):
+    """Where this worker's `BackupAndRestore` keeps its state.
+
+    The chief's is `RUN/backup`; worker 1's is `RUN/backup-worker-1`, beside
+    it rather than inside: every `BackupAndRestore` deletes its directory
+    when `fit` ends, and where the workers share `RUN` the chief's would
+    delete the others' while they may still be writing them.
+    """
+    return run_dir / runs.BACKUP if chief else run_dir / f"{runs.BACKUP}-{worker}"
+
+
 # -- data ---------------------------------------------------------------------
 
 
@@ -170,7 +188,7 @@ def _worker_id(strategy):
 class Data:
     """What `train` feeds: a per-input-pipeline dataset function and a validation set."""
 
-    train_fn: object  # (seed, pipeline_id, num_pipelines, batch_size) -> Dataset
+    train_fn: object  # (seed, first_epoch, pipeline_id, num_pipelines, batch_size) -> Dataset
     validation: object  # Dataset or None
     frames_per_epoch: int
     description: dict
@@ -193,8 +211,9 @@ def make_data(settings, config, *, root=None, is_wav=False, prepared=None, prepa
     if prepared is not None:
         index = read_index(prepared, config)
 
-        def train_fn(seed, pipeline_id, num_pipelines, batch_size):
-            dataset = prepared_frames(prepared, batch_size=batch_size, seed=seed, config=config)
+        def train_fn(seed, first_epoch, pipeline_id, num_pipelines, batch_size):
+            # A resumed run reshuffles differently from its first epochs.
+            dataset = prepared_frames(prepared, batch_size=batch_size, seed=seed + first_epoch, config=config)
             return dataset.shard(num_pipelines, pipeline_id) if num_pipelines > 1 else dataset
 
         validation, validation_frames = None, 0
@@ -234,10 +253,10 @@ def make_data(settings, config, *, root=None, is_wav=False, prepared=None, prepa
 
     frames_per_epoch = len(train_tracks) * frames(streaming["excerpt_seconds"])
 
-    def train_fn(seed, pipeline_id, num_pipelines, batch_size):
+    def train_fn(seed, first_epoch, pipeline_id, num_pipelines, batch_size):
         tracks = _shard(train_tracks, pipeline_id, num_pipelines)
         return musdb_frames(
-            tracks, config, batch_size=batch_size, seed=seed + 7919 * pipeline_id, training=True,
+            tracks, config, batch_size=batch_size, seed=seed + 7919 * pipeline_id, training=True, first_epoch=first_epoch,
             remix=settings.remix, random_gain=settings.random_gain,
             shuffle_buffer=min(SHUFFLE_BUFFER, max(frames_per_epoch, batch_size)), **streaming,
         )
@@ -252,15 +271,17 @@ def make_data(settings, config, *, root=None, is_wav=False, prepared=None, prepa
     return Data(train_fn, validation, frames_per_epoch, description, len(valid_tracks) * frames(valid_seconds))
 
 
-def _distributed_training_set(strategy, data, settings):
+def _distributed_training_set(strategy, data, settings, first_epoch):
     if isinstance(strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)):
 
         def dataset_fn(context):
             batch = context.get_per_replica_batch_size(settings.batch_size)
-            return data.train_fn(settings.seed, context.input_pipeline_id, context.num_input_pipelines, batch)
+            return data.train_fn(
+                settings.seed, first_epoch, context.input_pipeline_id, context.num_input_pipelines, batch
+            )
 
         return strategy.distribute_datasets_from_function(dataset_fn)
-    return data.train_fn(settings.seed, 0, 1, settings.batch_size)
+    return data.train_fn(settings.seed, first_epoch, 0, 1, settings.batch_size)
 
 
 # -- callbacks ----------------------------------------------------------------
@@ -311,7 +332,7 @@ def _callbacks(run_dir, settings, monitor, chief, worker, record, history):
         keras.callbacks.EarlyStopping(monitor=monitor, patience=settings.patience),
         keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=max(settings.patience // 2, 1)),
     ]
-    backup = run_dir / runs.BACKUP if chief else run_dir / runs.BACKUP / worker
+    backup = _backup_dir(run_dir, chief, worker)
     # Last, so that when the backup says "epoch N done", N's row and model are written.
     callbacks.append(keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True))
     return callbacks
@@ -383,7 +404,10 @@ def train(
     data = make_data(settings, config, root=root, is_wav=is_wav, prepared=prepared, prepared_valid=prepared_valid)
     monitor = "val_loss" if data.validation is not None else "loss"
     steps = settings.steps_per_epoch or max(math.ceil(data.frames_per_epoch / settings.batch_size), 1)
-    done = runs.backup_epoch(run_dir if chief else run_dir / runs.BACKUP / _worker_id(strategy))
+    backup = _backup_dir(run_dir, chief, _worker_id(strategy))
+    if overwrite and not chief:
+        shutil.rmtree(backup, ignore_errors=True)  # the chief's prepare_directory clears only its own
+    done = runs.backup_epoch(backup)
     history = runs.truncate_history(run_dir, done) if chief else []
     if done:
         log.info("resuming '%s' after epoch %d", run_dir, done)
@@ -402,7 +426,7 @@ def train(
                       steps_per_execution=settings.steps_per_execution)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         _fit_multiworker(model, strategy, config.num_bins)
-    training_set = _distributed_training_set(strategy, data, settings)
+    training_set = _distributed_training_set(strategy, data, settings, done)
     callbacks = _callbacks(run_dir, settings, monitor, chief, _worker_id(strategy), record, history)
     validation_steps = None
     if data.validation is not None and strategy.num_replicas_in_sync == 1:

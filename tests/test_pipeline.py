@@ -183,3 +183,11 @@ def test_split_track_parts_read_only_their_own_samples(wav_tracks):
         split_track(track, 1.0)
     with pytest.raises(ValueError, match="epochs must be a positive integer"):
         musdb_frames(wav_tracks, CONFIG, batch_size=4, epochs=0)
+
+
+def test_first_epoch_continues_the_plan_of_a_longer_run(wav_tracks):
+    arguments = dict(excerpt_samples=44100, seed=4, training=True, remix=True)
+    two = excerpt_plans(wav_tracks, epochs=2, **arguments)
+    second = excerpt_plans(wav_tracks, epochs=1, first_epoch=1, **arguments)
+    np.testing.assert_array_equal(second, two[len(wav_tracks) :])
+    assert not np.array_equal(second, two[: len(wav_tracks)])

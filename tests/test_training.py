@@ -146,7 +146,7 @@ def test_resume_after_kill_9_continues_at_the_right_epoch(root, tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert killed.returncode == -9, killed.stderr[-2000:]
     assert json.loads((run / runs.CONFIG).read_text())["status"] == "running"
-    assert runs.backup_epoch(run) == 2
+    assert runs.backup_epoch(run / runs.BACKUP) == 2
     before = runs.read_history(run)
     assert len(before) == 2
     train("sf", run, root=root, is_wav=True, epochs=4, **_small())

@@ -61,7 +61,7 @@ def _check(tracks, config, batch_size, excerpt_seconds, gain_range, downmix, epo
         raise ValueError(f"downmix must be one of {DOWNMIXES}. Received: downmix={downmix!r}")
 
 
-def _plans(tracks, seed, epochs, training, remix, excerpt_samples):
+def _plans(tracks, seed, epochs, training, remix, excerpt_samples, first_epoch=0):
     """Dataset of excerpt plans: tracks, excerpt starts and the per-excerpt draws.
 
     Without remix the accompaniment is the vocals' own track at the same
@@ -80,7 +80,7 @@ def _plans(tracks, seed, epochs, training, remix, excerpt_samples):
             (tf.fill([num_tracks], epoch), tf.range(num_tracks, dtype=tf.int64), tf.cast(order, tf.int64))
         )
 
-    epochs_dataset = tf.data.Dataset.range(2**62 if epochs is None else epochs)
+    epochs_dataset = tf.data.Dataset.range(first_epoch, first_epoch + (2**62 if epochs is None else epochs))
     plans = epochs_dataset.flat_map(epoch_order)
 
     def start(track, draw):
@@ -106,7 +106,7 @@ def _plans(tracks, seed, epochs, training, remix, excerpt_samples):
     return plans.map(draw)
 
 
-def excerpt_plans(tracks, *, excerpt_samples, seed=0, epochs=1, training=True, remix=False):
+def excerpt_plans(tracks, *, excerpt_samples, seed=0, epochs=1, training=True, remix=False, first_epoch=0):
     """The excerpts `musdb_frames` reads, in the order it reads them.
 
     For checking the pipeline from outside: `musdb_frames` with the same
@@ -119,7 +119,7 @@ def excerpt_plans(tracks, *, excerpt_samples, seed=0, epochs=1, training=True, r
     Args:
         tracks: list of `TrackInfo`.
         excerpt_samples: int, the excerpt length in samples.
-        seed, training, remix: as for `musdb_frames`.
+        seed, training, remix, first_epoch: as for `musdb_frames`.
         epochs: int, default 1; a finite number of passes (1 when
             `training=False`, as in `musdb_frames`).
 
@@ -132,7 +132,7 @@ def excerpt_plans(tracks, *, excerpt_samples, seed=0, epochs=1, training=True, r
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
         raise ValueError(f"excerpt_plans needs a positive int epochs. Received: epochs={epochs!r}")
     keys = ("vocals_track", "vocals_start", "accompaniment_track", "accompaniment_start")
-    plans = _plans(tracks, tf.constant(seed, tf.int64), epochs, training, remix, int(excerpt_samples))
+    plans = _plans(tracks, tf.constant(seed, tf.int64), epochs, training, remix, int(excerpt_samples), first_epoch)
     rows = [[plan[key] for key in keys] for plan in plans.as_numpy_iterator()]
     return np.array(rows, np.int64).reshape(-1, len(keys))
 
@@ -145,6 +145,13 @@ def _reader(tracks, excerpt_samples):
         # ffmpeg costs about 0.5 s per excerpt: a set small enough (the embedded
         # clip, a few tracks) is decoded once and excerpts are cut in memory.
         cache = {} if decoded_bytes <= STEM_CACHE_BYTES else None
+        if cache is None:
+            log.warning(
+                "%d .stem.mp4 tracks (%.1f GB decoded) are decoded with ffmpeg excerpt by excerpt "
+                "(about 1 s each); for full-speed training prepare a frame cache "
+                "(keras-dae prepare) or convert the set to WAV (MUSDB18-HQ layout)",
+                len(tracks), decoded_bytes / 1e9,
+            )
 
         def excerpt(index, start):
             track = tracks[int(index)]
@@ -242,6 +249,7 @@ def musdb_frames(
     channel_swap=False,
     downmix="mean",
     epochs=None,
+    first_epoch=0,
     shuffle_buffer=8192,
     cycle_length=4,
     drop_remainder=False,
@@ -268,6 +276,9 @@ def musdb_frames(
             mono signal the models see.
         epochs: int or None. Passes over the tracks; None repeats forever
             when training, and means 1 for validation.
+        first_epoch: int, default 0. Number of the first epoch: a resumed
+            training run passes the epochs already done, so it does not
+            replay the excerpts of its first epochs.
         shuffle_buffer: int, default 8192. Frames in the shuffle buffer.
         cycle_length: int, default 4. Excerpts whose frames interleave.
         drop_remainder: bool, default False. Drop a last, smaller batch.
@@ -293,7 +304,7 @@ def musdb_frames(
         spectra = spectral.spectrogram(tf.stack([mixture, vocals]), config)
         return spectra[0], spectra[1]
 
-    dataset = _plans(tracks, tf.constant(seed, tf.int64), epochs, training, remix, excerpt_samples)
+    dataset = _plans(tracks, tf.constant(seed, tf.int64), epochs, training, remix, excerpt_samples, first_epoch)
     dataset = dataset.map(excerpt_spectra, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = dataset.interleave(
         lambda mixture, vocals: tf.data.Dataset.from_tensor_slices((mixture, vocals)),
