@@ -15,6 +15,7 @@ and writes a run directory (see `runs.py`) that a re-run resumes.
 """
 
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -28,15 +29,24 @@ import tensorflow as tf
 from keras_dae import runs
 from keras_dae.atomic import atomic_path
 from keras_dae.data.pipeline import musdb_frames
+from keras_dae.distribute import (
+    STRATEGIES,
+    backup_dir,
+    distributed_dataset,
+    is_chief,
+    make_strategy,
+    prepare_multiworker,
+    worker_id,
+)
 from keras_dae.data.prepare import prepared_frames, read_index
 from keras_dae.data.tracks import list_tracks, split_track
 from keras_dae.losses import LOSSES, get_loss
 from keras_dae.models import ARCHITECTURES, build_model
+from keras_dae.optimizers import FusedAdam
 from keras_dae.spectral import SpectralConfig
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("default", "mirrored", "multiworker")
 EXAMPLE_VALIDATION_FRACTION = 0.2
 VALIDATION_BATCH = 256
 # Frames in the shuffle buffer; a smaller epoch uses its own size (filling
@@ -92,93 +102,6 @@ class Settings:
 def _positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
-
-
-# -- strategies ---------------------------------------------------------------
-
-
-def make_strategy(name):
-    """The `tf.distribute` strategy called `name`.
-
-    `mirrored` replicates over all local GPUs, or over all logical CPU devices
-    when there is no GPU; `multiworker` reads the cluster from `TF_CONFIG`.
-    """
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        return tf.distribute.MirroredStrategy([device.name for device in devices])
-    if name == "multiworker":
-        if not os.environ.get("TF_CONFIG"):
-            raise ValueError(
-                "--strategy multiworker needs the cluster in the TF_CONFIG environment variable "
-                "(see the README's multi-worker section)."
-            )
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"Unknown strategy {name!r}; valid ones are {', '.join(STRATEGIES)}.")
-
-
-def _is_chief(strategy):
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    if resolver.task_type == "chief":
-        return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
-
-
-def _fit_multiworker(model, strategy, num_bins):
-    """Lets Keras 3's `fit` and `evaluate` run `model` under `MultiWorkerMirroredStrategy`.
-
-    Keras 3's TensorFlow trainer (3.15 here) fails twice with several workers
-    (keras-team/keras#20585, tensorflow/tensorflow#72388):
-
-    1. It builds a model created in a strategy's scope from the first batch,
-       which it first averages with `strategy.reduce`; that reduce fails on
-       an `(x, y)` tuple ("Attempt to convert a value (PerReplica ...) to a
-       Tensor"). Here the model is built from zero frames of the known shape
-       instead, in the scope: the same state (the optimizer's slots among it).
-    2. It averages every step's logs over the workers with
-       `strategy.reduce("MEAN", value, axis=0)`, which fails on a scalar loss
-       ("Invalid reduction dimension 0 for input with 0 dimensions"). Here
-       the train and test steps return their logs as 1-element vectors,
-       whose mean over axis 0 and the workers is the scalar Keras expects.
-    """
-    frames = np.zeros((1, num_bins), np.float32)
-
-    def build(iterator=None, data_batch=None):
-        with strategy.scope():
-            model._symbolic_build(data_batch=(frames, frames))
-
-    def as_vectors(step):
-        def vector_step(data):
-            return {name: tf.reshape(value, [-1]) for name, value in step(data).items()}
-
-        return vector_step
-
-    build()
-    model._maybe_symbolic_build = build
-    model.train_step = as_vectors(model.train_step)
-    model.test_step = as_vectors(model.test_step)
-
-
-def _worker_id(strategy):
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return "local"
-    return f"{resolver.task_type}-{resolver.task_id}"
-
-
-def _backup_dir(run_dir, chief, worker):
-    """Where this worker's `BackupAndRestore` keeps its state.
-
-    The chief's is `RUN/backup`; worker 1's is `RUN/backup-worker-1`, beside
-    it rather than inside: every `BackupAndRestore` deletes its directory
-    when `fit` ends, and where the workers share `RUN` the chief's would
-    delete the others' while they may still be writing them.
-    """
-    return run_dir / runs.BACKUP if chief else run_dir / f"{runs.BACKUP}-{worker}"
 
 
 # -- data ---------------------------------------------------------------------
@@ -271,19 +194,6 @@ def make_data(settings, config, *, root=None, is_wav=False, prepared=None, prepa
     return Data(train_fn, validation, frames_per_epoch, description, len(valid_tracks) * frames(valid_seconds))
 
 
-def _distributed_training_set(strategy, data, settings, first_epoch):
-    if isinstance(strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)):
-
-        def dataset_fn(context):
-            batch = context.get_per_replica_batch_size(settings.batch_size)
-            return data.train_fn(
-                settings.seed, first_epoch, context.input_pipeline_id, context.num_input_pipelines, batch
-            )
-
-        return strategy.distribute_datasets_from_function(dataset_fn)
-    return data.train_fn(settings.seed, first_epoch, 0, 1, settings.batch_size)
-
-
 # -- callbacks ----------------------------------------------------------------
 
 
@@ -332,13 +242,21 @@ def _callbacks(run_dir, settings, monitor, chief, worker, record, history):
         keras.callbacks.EarlyStopping(monitor=monitor, patience=settings.patience),
         keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=max(settings.patience // 2, 1)),
     ]
-    backup = _backup_dir(run_dir, chief, worker)
+    backup = backup_dir(run_dir, chief, worker)
     # Last, so that when the backup says "epoch N done", N's row and model are written.
     callbacks.append(keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True))
     return callbacks
 
 
 # -- the run ------------------------------------------------------------------
+
+
+def compile_model(model, settings):
+    """Compiles `model` for training as `train` does: `FusedAdam` (Keras' Adam, one kernel per variable)."""
+    optimizer = FusedAdam(settings.learning_rate, global_clipnorm=settings.clip_norm or None)
+    model.compile(optimizer=optimizer, loss=get_loss(settings.loss),
+                  steps_per_execution=settings.steps_per_execution)
+    return model
 
 
 def train(
@@ -388,7 +306,7 @@ def train(
     config = config or SpectralConfig()
     run_dir = Path(out)
     strategy = make_strategy(settings.strategy)
-    chief = _is_chief(strategy)
+    chief = is_chief(strategy)
     record = {**dataclasses.asdict(settings), "spectral": config.to_dict()}
 
     previous = None if overwrite else runs.read_config(run_dir)
@@ -404,7 +322,7 @@ def train(
     data = make_data(settings, config, root=root, is_wav=is_wav, prepared=prepared, prepared_valid=prepared_valid)
     monitor = "val_loss" if data.validation is not None else "loss"
     steps = settings.steps_per_epoch or max(math.ceil(data.frames_per_epoch / settings.batch_size), 1)
-    backup = _backup_dir(run_dir, chief, _worker_id(strategy))
+    backup = backup_dir(run_dir, chief, worker_id(strategy))
     if overwrite and not chief:
         shutil.rmtree(backup, ignore_errors=True)  # the chief's prepare_directory clears only its own
     done = runs.backup_epoch(backup)
@@ -421,13 +339,13 @@ def train(
 
     with strategy.scope():
         model = build_model(settings.arch, config.num_bins, settings.hidden_size)
-        optimizer = keras.optimizers.Adam(settings.learning_rate, global_clipnorm=settings.clip_norm)
-        model.compile(optimizer=optimizer, loss=get_loss(settings.loss),
-                      steps_per_execution=settings.steps_per_execution)
+        compile_model(model, settings)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        _fit_multiworker(model, strategy, config.num_bins)
-    training_set = _distributed_training_set(strategy, data, settings, done)
-    callbacks = _callbacks(run_dir, settings, monitor, chief, _worker_id(strategy), record, history)
+        prepare_multiworker(model, strategy, config.num_bins)
+    training_set = distributed_dataset(
+        strategy, functools.partial(data.train_fn, settings.seed, done), settings.batch_size
+    )
+    callbacks = _callbacks(run_dir, settings, monitor, chief, worker_id(strategy), record, history)
     validation_steps = None
     if data.validation is not None and strategy.num_replicas_in_sync == 1:
         validation_steps = max(math.ceil(data.validation_frames / VALIDATION_BATCH), 1)

@@ -1,0 +1,119 @@
+"""`tf.distribute` for training: strategies by name, the chief, per-worker state.
+
+    default      one device (TensorFlow's default strategy)
+    mirrored     `MirroredStrategy` over all local GPUs, or all logical CPU
+                 devices when there is no GPU
+    multiworker  `MultiWorkerMirroredStrategy`, the cluster from `TF_CONFIG`
+
+The training data is sharded per input pipeline (`distributed_dataset`);
+only the chief writes the run directory, each worker keeps its own backup.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from keras_dae import runs
+
+STRATEGIES = ("default", "mirrored", "multiworker")
+
+
+def make_strategy(name):
+    """The `tf.distribute` strategy called `name`.
+
+    `mirrored` replicates over all local GPUs, or over all logical CPU devices
+    when there is no GPU; `multiworker` reads the cluster from `TF_CONFIG`.
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([device.name for device in devices])
+    if name == "multiworker":
+        if not os.environ.get("TF_CONFIG"):
+            raise ValueError(
+                "--strategy multiworker needs the cluster in the TF_CONFIG environment variable "
+                "(see the README's multi-worker section)."
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"Unknown strategy {name!r}; valid ones are {', '.join(STRATEGIES)}.")
+
+
+def is_chief(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def prepare_multiworker(model, strategy, num_bins):
+    """Lets Keras 3's `fit` and `evaluate` run `model` under `MultiWorkerMirroredStrategy`.
+
+    Keras 3's TensorFlow trainer (3.15 here) fails twice with several workers
+    (keras-team/keras#20585, tensorflow/tensorflow#72388):
+
+    1. It builds a model created in a strategy's scope from the first batch,
+       which it first averages with `strategy.reduce`; that reduce fails on
+       an `(x, y)` tuple ("Attempt to convert a value (PerReplica ...) to a
+       Tensor"). Here the model is built from zero frames of the known shape
+       instead, in the scope: the same state (the optimizer's slots among it).
+    2. It averages every step's logs over the workers with
+       `strategy.reduce("MEAN", value, axis=0)`, which fails on a scalar loss
+       ("Invalid reduction dimension 0 for input with 0 dimensions"). Here
+       the train and test steps return their logs as 1-element vectors,
+       whose mean over axis 0 and the workers is the scalar Keras expects.
+    """
+    frames = np.zeros((1, num_bins), np.float32)
+
+    def build(iterator=None, data_batch=None):
+        with strategy.scope():
+            model._symbolic_build(data_batch=(frames, frames))
+
+    def as_vectors(step):
+        def vector_step(data):
+            return {name: tf.reshape(value, [-1]) for name, value in step(data).items()}
+
+        return vector_step
+
+    build()
+    model._maybe_symbolic_build = build
+    model.train_step = as_vectors(model.train_step)
+    model.test_step = as_vectors(model.test_step)
+
+
+def worker_id(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return "local"
+    return f"{resolver.task_type}-{resolver.task_id}"
+
+
+def backup_dir(run_dir, chief, worker):
+    """Where this worker's `BackupAndRestore` keeps its state.
+
+    The chief's is `RUN/backup`; worker 1's is `RUN/backup-worker-1`, beside
+    it rather than inside: every `BackupAndRestore` deletes its directory
+    when `fit` ends, and where the workers share `RUN` the chief's would
+    delete the others' while they may still be writing them.
+    """
+    return run_dir / runs.BACKUP if chief else run_dir / f"{runs.BACKUP}-{worker}"
+
+
+def distributed_dataset(strategy, dataset_fn, batch_size):
+    """The training input for `strategy`: `dataset_fn(pipeline_id, num_pipelines, batch_size)`.
+
+    Under a mirrored strategy every input pipeline (one per worker) builds
+    its own shard at the per-replica batch size; otherwise the one dataset.
+    """
+    if isinstance(strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)):
+
+        def per_pipeline(context):
+            batch = context.get_per_replica_batch_size(batch_size)
+            return dataset_fn(context.input_pipeline_id, context.num_input_pipelines, batch)
+
+        return strategy.distribute_datasets_from_function(per_pipeline)
+    return dataset_fn(0, 1, batch_size)
