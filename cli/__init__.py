@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from keras_dae_cli import data_commands, model_commands, train_commands
+from keras_dae_cli import analysis_commands, data_commands, model_commands, train_commands
 from keras_dae_cli.common import STATE, USER_ERRORS, configure_logging
 
 
@@ -40,6 +40,7 @@ COMMANDS = (
     data_commands.prepare,
     data_commands.info,
     train_commands.train,
+    analysis_commands.couplings,
 )
 for _command in COMMANDS:
     cli.add_command(_command)

@@ -147,3 +147,38 @@ def backup_epoch(backup_dir):
         return int(json.loads(path.read_text())["epoch"])
     except (OSError, ValueError, KeyError):
         return 0
+
+
+def load_run_model(path):
+    """Loads a trained keras-dae model: a `.keras` file or a run directory.
+
+    Returns:
+        `(model, info, run_config)`: the Keras model, `describe_model`'s facts
+        (`arch`, `num_bins`, `hidden_size`, `num_params`) and the run's
+        `config.json` beside the file (None if there is none).
+
+    Raises:
+        ValueError: no such file, not a Keras model file, or a Keras model
+            that is not one of keras-dae's.
+    """
+    import keras
+
+    from keras_dae.models import describe_model
+
+    path = Path(path)
+    if path.is_dir():
+        if not (path / MODEL).is_file():
+            raise ValueError(f"'{path}' is a directory without a {MODEL}; give a run directory or a .keras file.")
+        path = path / MODEL
+    if not path.is_file():
+        raise ValueError(f"model '{path}' does not exist.")
+    try:
+        model = keras.saving.load_model(path)
+    except Exception as error:  # Keras raises many kinds for a file that is not a model
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"'{path}' is not a Keras model file ({reason[:200]}).") from None
+    try:
+        info = describe_model(model)
+    except ValueError as error:
+        raise ValueError(f"'{path}': {error}") from None
+    return model, info, read_config(path.parent)

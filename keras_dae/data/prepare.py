@@ -355,6 +355,40 @@ def read_index(directory, config=None):
     return index
 
 
+def _parser(num_bins):
+    """Parses one record into `(mixture, vocals)` float32 `(frames, num_bins)`."""
+    features = {
+        "mixture": tf.io.FixedLenFeature([], tf.string),
+        "vocals": tf.io.FixedLenFeature([], tf.string),
+        "frames": tf.io.FixedLenFeature([], tf.int64),
+    }
+
+    def parse(record):
+        example = tf.io.parse_single_example(record, features)
+        shape = tf.stack([example["frames"], num_bins])
+        mixture = tf.reshape(tf.io.decode_raw(example["mixture"], tf.float32), shape)
+        vocals = tf.reshape(tf.io.decode_raw(example["vocals"], tf.float32), shape)
+        return mixture, vocals
+
+    return parse
+
+
+def iter_shards(directory, config=None):
+    """Yields `(name, mixture, vocals)` of each track of a prepared cache, in order.
+
+    `mixture` and `vocals` are the whole track's float32 `(frames, num_bins)`
+    spectrograms. Checks the cache like `read_index`.
+    """
+    index = read_index(directory, config)
+    parse = _parser(index["config"].num_bins)
+    empty = np.zeros((0, index["config"].num_bins), np.float32)
+    for shard, path in zip(index["shards"], index["files"]):
+        pairs = list(tf.data.TFRecordDataset(path).map(parse).as_numpy_iterator())
+        mixture = np.concatenate([empty] + [m for m, _ in pairs])
+        vocals = np.concatenate([empty] + [v for _, v in pairs])
+        yield shard["name"], mixture, vocals
+
+
 def prepared_frames(
     directory,
     *,
@@ -392,19 +426,7 @@ def prepared_frames(
     if training:
         files = files.shuffle(len(index["files"]), seed=seed, reshuffle_each_iteration=True)
         files = files.repeat(epochs)
-    features = {
-        "mixture": tf.io.FixedLenFeature([], tf.string),
-        "vocals": tf.io.FixedLenFeature([], tf.string),
-        "frames": tf.io.FixedLenFeature([], tf.int64),
-    }
-
-    def parse(record):
-        example = tf.io.parse_single_example(record, features)
-        shape = tf.stack([example["frames"], num_bins])
-        mixture = tf.reshape(tf.io.decode_raw(example["mixture"], tf.float32), shape)
-        vocals = tf.reshape(tf.io.decode_raw(example["vocals"], tf.float32), shape)
-        return mixture, vocals
-
+    parse = _parser(num_bins)
     dataset = files.interleave(
         tf.data.TFRecordDataset,
         cycle_length=cycle_length,

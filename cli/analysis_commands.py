@@ -1,0 +1,119 @@
+"""`keras-dae couplings`: forwards to `keras_dae.analysis.report`."""
+
+import click
+
+from keras_dae_cli.common import STATE, data_options, import_library, spectral_options
+
+SPECTRAL = ("num_bins", "window_length", "fft_length", "hop_length")
+
+
+def _spectral_config(ctx, run_config, values):
+    """The frames' spectral settings: the run's, unless given on the command line."""
+    from keras_dae.spectral import SpectralConfig
+
+    settings = dict((run_config or {}).get("spectral") or {})
+    for name in SPECTRAL:
+        if name not in settings or ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT:
+            settings[name] = values[name]
+    return SpectralConfig.from_dict(settings)
+
+
+def _progress(total):
+    if STATE["quiet"]:
+        return None
+    import keras
+
+    bar = keras.utils.Progbar(total, unit_name="track")
+    return bar.update
+
+
+def _frame_set(config, root, is_wav, subset, split, prepared, max_frames, seed):
+    from keras_dae.analysis.frames import prepared_frame_set, track_frame_set
+    from keras_dae.data.prepare import read_index
+    from keras_dae.data.tracks import list_tracks
+
+    if prepared:
+        total = len(read_index(prepared, config)["shards"])
+        return prepared_frame_set(prepared, config, max_frames=max_frames, seed=seed, progress=_progress(total))
+    tracks = list_tracks(root, is_wav=is_wav, subsets=subset, split=split)
+    return track_frame_set(tracks, config, max_frames=max_frames, seed=seed, progress=_progress(len(tracks)))
+
+
+@click.command("couplings")
+@click.argument("directories", nargs=-1, type=click.Path(file_okay=False))
+@click.option("--model", "model_path", type=click.Path(), default=None,
+              help="Trained model: a run directory or its model.keras.")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output directory.")
+@click.option("--compare", is_flag=True,
+              help="Draw the couplings in DIRECTORIES (outputs of earlier runs) side by side.")
+@data_options(subset="test")
+@click.option("--prepared", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Take the mixture frames from a `keras-dae prepare` cache.")
+@spectral_options
+@click.option("--max-frames", type=click.IntRange(min=2), default=20_000, show_default=True,
+              help="Mixture frames drawn over all tracks (20% held out to measure the fit).")
+@click.option("--solver", type=click.Choice(("fit", "lstsq")), default="fit", show_default=True,
+              help="NCA with model.fit, or closed-form least squares.")
+@click.option("--schedule", type=click.Choice(("fast", "paper")), default="fast", show_default=True,
+              help="fit: mini-batches and early stopping, or the paper's 600 full-batch epochs.")
+@click.option("--loss", type=click.Choice(("l1", "l2")), default="l1", show_default=True, help="fit: loss.")
+@click.option("--max-epochs", type=click.IntRange(min=1), default=None,
+              help="fit: at most this many epochs (default: the schedule's, 300 fast / 600 paper).")
+@click.option("--ridge", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="lstsq: penalty on ||C||^2, relative to the mean frame energy per bin.")
+@click.option("--jacobian", is_flag=True, help="Also the model's mean input-output Jacobian.")
+@click.option("--jacobian-frames", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Frames the mean Jacobian averages over.")
+@click.option("--pdf", is_flag=True, help="Figures as PDF too.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace couplings already in --out.")
+@click.pass_context
+def couplings(ctx, directories, model_path, out, compare, root, is_wav, subset, split, prepared,
+              max_frames, solver, schedule, loss, max_epochs, ridge, jacobian, jacobian_frames, pdf, seed, overwrite,
+              **spectral):
+    """Distil a trained model's couplings matrix C (the paper's NCA) and draw it.
+
+    Fits C so that C x reproduces the model's output on mixture frames of
+    musdb's test subset (--root or MUSDB_PATH; otherwise the embedded
+    6-second excerpt) and writes couplings.npy, metrics.json and figures to
+    --out. Spectral settings default to the model's run (config.json).
+
+    With --compare DIR_A DIR_B ..., draws earlier outputs side by side on
+    one colour scale and writes a comparison table instead.
+    """
+    formats = ("png", "pdf") if pdf else ("png",)
+    if compare:
+        if model_path:
+            raise click.UsageError("--compare takes couplings directories, not --model.")
+        import_library()
+        from keras_dae.analysis.report import compare as compare_dirs
+
+        table = compare_dirs(directories, out, formats=formats)
+        click.echo(table, nl=False)
+        click.echo(f"wrote {out}/comparison.png, comparison.md, comparison.csv")
+        return
+    if directories:
+        raise click.UsageError(f"unexpected arguments {' '.join(directories)} (did you mean --compare?)")
+    if not model_path:
+        raise click.UsageError("give --model RUN_DIR (or its model.keras), or --compare DIRS.")
+    import_library()
+    from keras_dae import runs
+    from keras_dae.analysis.report import examine
+
+    loaded = runs.load_run_model(model_path)
+    config = _spectral_config(ctx, loaded[2], spectral)
+    frame_set = _frame_set(config, root, is_wav, subset, split, prepared, max_frames, seed)
+    record = examine(
+        model_path, out, frame_set, config, solver=solver, schedule=schedule, loss=loss, ridge=ridge,
+        epochs=max_epochs,
+        jacobian=jacobian, jacobian_frames=jacobian_frames, formats=formats, seed=seed, overwrite=overwrite,
+        verbose=0 if STATE["quiet"] else 1, model=loaded,
+    )
+    quality = record["couplings"]["fit_quality"]
+    click.echo(
+        f"{record['model']['arch']}: diagonal energy ratio {record['couplings']['diagonal_energy_ratio']:.3f} "
+        f"(calibration {record['trust']['calibration']['diagonal_energy_ratio']:.3f}), held-out relative L1 "
+        f"C {quality['matrix']['relative_l1']:.3f} / best diagonal {quality['best_diagonal']['relative_l1']:.3f} "
+        f"/ identity {quality['identity']['relative_l1']:.3f}"
+    )
+    click.echo(f"wrote {out}/couplings.npy, metrics.json and figures")

@@ -1,0 +1,309 @@
+"""`keras-dae couplings`: distil, measure and draw a trained model's mapping.
+
+`examine(model_path, out, frames=...)` writes to `out`:
+
+    couplings.npy     C, float32 (N, N), output bin by input bin
+    metrics.json      every number below (written last: its presence means
+                      the directory is complete)
+    history.csv       the loss per epoch (solver `fit`)
+    couplings.png     C as a heat map (frequency axes in Hz)
+    offsets.png       mean |C| against the offset from the diagonal
+    diagonal.png      diagonal against off-diagonal energy per output bin
+    jacobian.npy, jacobian*.png   with `jacobian=True`: the mean Jacobian
+
+Besides the structure and fit metrics (`metrics.py`) every run reports how
+far the data can be trusted to determine C (`trust` in metrics.json): the
+fitting frames against N (fewer frames than bins leave C under-determined),
+the rank and condition number of the frame matrix, the share of the model's
+output bins that are zero on every frame (dead units), and a calibration
+control: the same solver on the same frames with a known diagonal teacher
+`y = g * x` (`g` drawn uniformly in [0.5, 1.5]); its diagonal energy ratio is
+the most diagonal score these frames allow.
+"""
+
+import csv
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from keras_dae import runs
+from keras_dae.analysis import figures, metrics
+from keras_dae.analysis.jacobian import mean_jacobian
+from keras_dae.atomic import atomic_path
+from keras_dae.couplings import SCHEDULES, solve, teacher_outputs
+
+log = logging.getLogger(__name__)
+
+COUPLINGS = "couplings.npy"
+METRICS = "metrics.json"
+JACOBIAN = "jacobian.npy"
+HISTORY = "history.csv"
+JACOBIAN_FRAMES = 256
+COMPARISON = "comparison"
+# Columns of the comparison table: (metrics.json path, header, format).
+TABLE = (
+    (("couplings", "diagonal_energy_ratio"), "diag. energy", "{:.3f}"),
+    (("couplings", "band_energy_ratio_3"), "energy |j-i|<=3", "{:.3f}"),
+    (("couplings", "mean_absolute_offset_bins"), "mean |offset| (bins)", "{:.1f}"),
+    (("couplings", "fit_quality", "matrix", "relative_l1"), "rel. L1 C", "{:.3f}"),
+    (("couplings", "fit_quality", "best_diagonal", "relative_l1"), "rel. L1 diag.", "{:.3f}"),
+    (("couplings", "fit_quality", "identity", "relative_l1"), "rel. L1 identity", "{:.3f}"),
+    (("trust", "frames_fit"), "frames", "{:d}"),
+    (("trust", "condition_number"), "cond.", "{:.1e}"),
+    (("trust", "dead_output_units"), "dead units", "{:.0%}"),
+    (("trust", "calibration", "diagonal_energy_ratio"), "calibration diag.", "{:.3f}"),
+)
+
+
+def _write_json(path, data):
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_plain) + "\n")
+
+
+def _plain(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return str(value)
+
+
+def _write_npy(path, array):
+    with atomic_path(path) as tmp:
+        np.save(tmp, array)
+
+
+def _write_history(path, history):
+    names = list(history)
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["epoch", *names])
+        for epoch, values in enumerate(zip(*(history[name] for name in names))):
+            writer.writerow([epoch, *(float(value) for value in values)])
+
+
+def _prepare_out(out, overwrite):
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out '{out}' is a file; give a directory.")
+    if (out / METRICS).exists() and not overwrite:
+        raise ValueError(f"'{out}' already holds couplings ({METRICS}); choose another --out or add --overwrite.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out / ".write-test") as tmp:
+            tmp.write_text("")
+        (out / ".write-test").unlink()
+    except OSError as error:
+        raise ValueError(f"cannot write to '{out}': {error.strerror or error}.") from None
+    return out
+
+
+def _schedule_record(solver, schedule, epochs, num_frames):
+    if solver != "fit":
+        return None
+    schedule = SCHEDULES[schedule] if isinstance(schedule, str) else schedule
+    record = schedule.to_dict()
+    record.update(batch_size_used=schedule.batch_for(num_frames), max_epochs=epochs or schedule.epochs)
+    return record
+
+
+def calibration(frames, solver_options, seed, verbose=0):
+    """The solver on a known diagonal teacher over `frames`: how diagonal a fit these frames allow."""
+    gains = np.random.default_rng(seed + 1).uniform(0.5, 1.5, frames.shape[1]).astype(np.float32)
+    matrix, _ = solve(frames, frames * gains, verbose=verbose, **solver_options)
+    truth = np.diag(gains)
+    return {
+        "diagonal_energy_ratio": metrics.diagonal_energy_ratio(matrix),
+        "relative_error_to_truth": float(np.linalg.norm(matrix - truth) / np.linalg.norm(truth)),
+    }
+
+
+def _trust(frame_set, outputs, num_bins, solver_options, seed, verbose):
+    fit = frame_set.fit
+    trust = {
+        "frames_fit": int(len(fit)),
+        "num_bins": int(num_bins),
+        "under_determined": bool(len(fit) < num_bins),
+        **metrics.singular_value_summary(fit),
+        "dead_output_units": metrics.dead_unit_share(outputs),
+    }
+    if trust["under_determined"]:
+        log.warning(
+            "only %d fitting frames for %d bins: C is under-determined, so its structure is partly the "
+            "solver's choice (see trust.calibration); use more frames (--max-frames, more tracks) or fewer bins",
+            len(fit), num_bins,
+        )
+    log.info("calibration: the same solver on a known diagonal teacher over the same frames")
+    trust["calibration"] = calibration(fit, solver_options, seed, verbose)
+    return trust
+
+
+def _matrix_metrics(matrix, frame_set, fit_targets, held_targets):
+    held = frame_set.held_out if len(frame_set.held_out) else frame_set.fit
+    held_targets = held_targets if len(frame_set.held_out) else fit_targets
+    return {
+        **metrics.shape_metrics(matrix),
+        "fit_quality": metrics.fit_quality(matrix, frame_set.fit, fit_targets, held, held_targets),
+    }
+
+
+def notes_of(record):
+    """The trust facts of a metrics record as short lines for figures."""
+    trust = record["trust"]
+    determined = "UNDER-DETERMINED" if trust["under_determined"] else "determined"
+    return [
+        f"{trust['frames_fit']} frames for {trust['num_bins']} bins ({determined}), "
+        f"cond. {trust['condition_number']:.1e}, dead output units {trust['dead_output_units']:.0%}",
+        f"diagonal energy {record['couplings']['diagonal_energy_ratio']:.3f} "
+        f"(a known diagonal teacher on these frames: {trust['calibration']['diagonal_energy_ratio']:.3f})",
+    ]
+
+
+def _draw(matrix, config, out, stem, label, notes, formats):
+    written = []
+    written += figures.plot_matrix(matrix, config, out / f"{stem}.png", f"{label}: output by input frequency",
+                                   notes, formats)
+    written += figures.plot_offsets(matrix, config, out / f"{stem}-offsets.png",
+                                    f"{label}: mean magnitude by offset from the diagonal", notes, formats)
+    written += figures.plot_diagonal(matrix, config, out / f"{stem}-diagonal.png",
+                                     f"{label}: diagonal and off-diagonal energy per output frequency", notes, formats)
+    return written
+
+
+def examine(model_path, out, frame_set, config, *, solver="fit", schedule="fast", loss="l1", ridge=0.0,
+            epochs=None, jacobian=False, jacobian_frames=JACOBIAN_FRAMES, formats=("png",), seed=0, overwrite=False,
+            verbose=0, model=None):
+    """Distils the couplings of the model at `model_path` on `frame_set` and writes `out`.
+
+    Args:
+        model_path: a `.keras` file or run directory (see `runs.load_run_model`).
+        out: the output directory.
+        frame_set: `frames.FrameSet` of mixture frames at `config`.
+        config: the `SpectralConfig` of the frames (for the Hz axes).
+        solver, schedule, loss, ridge, seed, epochs: see `keras_dae.couplings.distill`.
+        jacobian: also compute the mean Jacobian on `jacobian_frames` of the frames.
+        formats: figure formats (`"png"`, `"pdf"`).
+        overwrite: replace couplings already in `out`.
+        verbose: Keras progress bars.
+        model: the loaded `(model, info, run_config)`, to skip loading.
+
+    Returns:
+        dict, the contents of metrics.json.
+    """
+    teacher, info, run_config = model or runs.load_run_model(model_path)
+    if info["num_bins"] != config.num_bins:
+        raise ValueError(
+            f"the model has {info['num_bins']} bins but the frames {config.num_bins}; "
+            f"use --num-bins {info['num_bins']} (and the model's other spectral settings)."
+        )
+    out = _prepare_out(out, overwrite)
+    solver_options = {"solver": solver, "schedule": schedule, "loss": loss, "ridge": ridge, "seed": seed,
+                      "epochs": epochs}
+    fit_targets = teacher_outputs(teacher, frame_set.fit, verbose=0)
+    held_targets = teacher_outputs(teacher, frame_set.held_out, verbose=0)
+    log.info("fitting C (%s) on %d frames of %d bins", solver, len(frame_set.fit), config.num_bins)
+    matrix, history = solve(frame_set.fit, fit_targets, verbose=verbose, **solver_options)
+    outputs = np.concatenate([fit_targets, held_targets])
+    record = {
+        "model": {"path": str(model_path), **info, "run": (run_config or {}).get("data")},
+        "spectral": config.to_dict(),
+        "data": frame_set.description,
+        "solver": {
+            **solver_options,
+            "schedule": _schedule_record(solver, schedule, epochs, len(frame_set.fit)),
+            "epochs_run": len(history.get("loss", [])) or None,
+            "final_relative_loss": float(history["loss"][-1]) if history.get("loss") else None,
+        },
+        "couplings": _matrix_metrics(matrix, frame_set, fit_targets, held_targets),
+        "trust": _trust(frame_set, outputs, config.num_bins, solver_options, seed, verbose),
+        "versions": runs.versions(),
+    }
+    _write_npy(out / COUPLINGS, matrix)
+    if history:
+        _write_history(out / HISTORY, history)
+    label = f"{info['arch']} couplings C ({solver})"
+    _draw(matrix, config, out, "couplings", label, notes_of(record), formats)
+    if jacobian:
+        chosen = np.random.default_rng(seed).permutation(len(frame_set.fit))[:jacobian_frames]
+        jac = mean_jacobian(teacher, frame_set.fit[np.sort(chosen)])
+        record["jacobian"] = {
+            "frames": int(len(chosen)),
+            **_matrix_metrics(jac, frame_set, fit_targets, held_targets),
+            "relative_distance_to_couplings": float(np.linalg.norm(jac - matrix) / max(np.linalg.norm(jac), 1e-30)),
+        }
+        _write_npy(out / JACOBIAN, jac)
+        _draw(jac, config, out, "jacobian", f"{info['arch']} mean Jacobian ({len(chosen)} frames)",
+              notes_of(record), formats)
+    _write_json(out / METRICS, record)
+    return record
+
+
+def read_result(directory):
+    """`(C, metrics record)` of a directory written by `examine`."""
+    directory = Path(directory)
+    if not (directory / METRICS).is_file() or not (directory / COUPLINGS).is_file():
+        raise ValueError(f"'{directory}' holds no couplings (no {METRICS} and {COUPLINGS}); run keras-dae couplings.")
+    try:
+        record = json.loads((directory / METRICS).read_text())
+        matrix = np.load(directory / COUPLINGS)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot read the couplings in '{directory}': {error}") from None
+    return matrix, record
+
+
+def _cell(record, path, fmt):
+    value = record
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    if value is None:
+        return "-"
+    return fmt.format(int(value) if fmt.endswith("d}") else value)
+
+
+def comparison_table(records):
+    """Markdown table, one row per `(name, record)`."""
+    header = ["model", *(title for _, title, _ in TABLE)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, record in records.items():
+        lines.append("| " + " | ".join([name, *(_cell(record, path, fmt) for path, _, fmt in TABLE)]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def compare(directories, out, *, formats=("png",)):
+    """Draws the couplings of several `examine` outputs side by side and writes a table.
+
+    Writes `out/comparison.png` (one shared colour scale), `comparison.md`
+    and `comparison.csv`. Returns the markdown table.
+    """
+    from keras_dae.spectral import SpectralConfig
+
+    if len(directories) < 2:
+        raise ValueError("--compare needs at least two couplings directories.")
+    matrices, records, configs = {}, {}, {}
+    for directory in directories:
+        matrix, record = read_result(directory)
+        arch, folder = record["model"]["arch"], Path(directory).name
+        name = arch if folder == arch else f"{arch} ({folder})"
+        while name in matrices:
+            name += "'"
+        matrices[name], records[name] = matrix, record
+        configs[name] = SpectralConfig.from_dict(record["spectral"])
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    notes = {
+        name: [f"diag. energy {record['couplings']['diagonal_energy_ratio']:.3f} "
+               f"(calibration {record['trust']['calibration']['diagonal_energy_ratio']:.3f})",
+               f"{record['trust']['frames_fit']} frames, {record['trust']['num_bins']} bins"]
+        for name, record in records.items()
+    }
+    figures.plot_compare(matrices, configs, out / f"{COMPARISON}.png",
+                         "Couplings C, one colour scale (dB below the largest |C| of all)", notes, formats)
+    table = comparison_table(records)
+    with atomic_path(out / f"{COMPARISON}.md") as tmp:
+        tmp.write_text(table)
+    with atomic_path(out / f"{COMPARISON}.csv") as tmp, tmp.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["model", *(".".join(path) for path, _, _ in TABLE)])
+        for name, record in records.items():
+            writer.writerow([name, *(_cell(record, path, "{}") for path, _, _ in TABLE)])
+    return table
