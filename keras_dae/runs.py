@@ -27,6 +27,8 @@ MODEL = "model.keras"
 HISTORY = "history.csv"
 LOGS = "logs"
 BACKUP = "backup"
+# How history.csv marks a value an epoch did not have.
+MISSING = ("NA", "")
 # Settings that make a run directory a different run if they change.
 IDENTITY = ("arch", "hidden_size", "loss", "spectral")
 
@@ -120,7 +122,9 @@ def read_history(run_dir):
         rows = []
         for row in csv.DictReader(handle):
             try:
-                rows.append({key: (int(value) if key == "epoch" else float(value)) for key, value in row.items()})
+                # Keras' CSVLogger writes "NA" in val_* columns when there is no validation.
+                rows.append({key: (int(value) if key == "epoch" else float(value))
+                             for key, value in row.items() if value not in MISSING})
             except (TypeError, ValueError):
                 break  # a line cut short by a crash ends the history
     return rows

@@ -46,6 +46,19 @@ def test_each_arch_learns_on_synthetic_tracks(arch, root, tmp_path):
     assert model.name == arch.replace("-", "_")
 
 
+def test_root_without_validation_tracks_trains_and_finishes(tmp_path, caplog):
+    root = tmp_path / "musdb"
+    write_synthetic_musdb(root, num_tracks=1, seconds=2.0, seed=12)
+    with caplog.at_level("WARNING"):
+        _, run_dir = train("dae", tmp_path / "run", root=root, is_wav=True, epochs=2, **_small())
+    assert any("training without validation" in message for message in caplog.messages)
+    history = runs.read_history(run_dir)
+    assert [row["epoch"] for row in history] == [0, 1]
+    assert all("val_loss" not in row for row in history)  # Keras writes "NA" there
+    record = runs.read_config(run_dir)
+    assert record["status"] == "finished" and record["epochs_completed"] == 2 and record["monitor"] == "loss"
+
+
 def test_run_directory_records_everything(root, tmp_path):
     model, run_dir = train("sf", tmp_path / "run", root=root, is_wav=True, epochs=2, seed=3, **_small())
     record = json.loads((run_dir / runs.CONFIG).read_text())
