@@ -67,14 +67,29 @@ def test_track_frames_are_sampled_split_and_match_the_prepared_cache(test_root, 
     np.testing.assert_allclose(cached.held_out, some.held_out, rtol=1e-5, atol=1e-6)
 
 
-def test_silent_frames_are_dropped_and_all_silent_is_refused(tmp_path):
-    root = tmp_path / "musdb"
+def _silent_root(root, fraction=1.0):
+    """A MUSDB18-HQ tree with one 2-second test track whose first `fraction` is digital silence."""
     write_synthetic_musdb(root, num_tracks=1, seconds=2.0, subset="test")
-    folder = next((root / "test").iterdir())
-    for path in folder.glob("*.wav"):
+    for path in (root / "test").glob("*/*.wav"):
         audio, rate = soundfile.read(path, dtype="float32")
-        soundfile.write(path, np.zeros_like(audio), rate, subtype="FLOAT")
-    tracks = list_tracks(root, is_wav=True, subsets="test")
+        audio[: int(len(audio) * fraction)] = 0
+        soundfile.write(path, audio, rate, subtype="FLOAT")
+    return root
+
+
+def test_silent_frames_are_dropped(tmp_path):
+    tracks = list_tracks(_silent_root(tmp_path / "musdb", fraction=0.5), is_wav=True, subsets="test")
+    frame_set = frames_module.track_frame_set(tracks, CONFIG)
+    available = frame_set.description["frames_available"]
+    dropped = frame_set.description["silent_frames_dropped"]
+    # About half the frames lie wholly in the silence (minus the window's reach into the sound).
+    assert 0.4 * available < dropped < 0.5 * available
+    assert len(frame_set.fit) + len(frame_set.held_out) == available - dropped
+    assert frame_set.fit.max(axis=1).min() >= frames_module.SILENCE
+
+
+def test_all_silent_frames_are_refused(tmp_path):
+    tracks = list_tracks(_silent_root(tmp_path / "musdb"), is_wav=True, subsets="test")
     with pytest.raises(ValueError, match="mixture frames are silent"):
         frames_module.track_frame_set(tracks, CONFIG)
 
@@ -178,6 +193,14 @@ def test_cli_bad_input(trained, tmp_path, capsys):
         code, _, err = _run(capsys, "couplings", *args)
         assert code == 1, (args, err)
         assert message in err and err.count("\n") == 1, (args, err)
+    silent = _silent_root(tmp_path / "silent")
+    (tmp_path / "empty" / "test").mkdir(parents=True)
+    for args, message in [
+        (["--root", silent, "--is-wav"], "mixture frames are silent"),
+        (["--root", tmp_path / "empty", "--is-wav"], "no MUSDB tracks"),
+    ]:
+        code, _, err = _run(capsys, "couplings", "--model", trained["sf"], "--out", tmp_path / "new", *args)
+        assert code == 1 and message in err and err.count("\n") == 1, (args, err)
     assert not (tmp_path / "new" / METRICS).exists()
     code, _, err = _run(capsys, "couplings", "--out", tmp_path / "new")
     assert code == 2 and "give --model" in err

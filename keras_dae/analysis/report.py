@@ -26,6 +26,7 @@ import json
 import logging
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from keras_dae import runs
@@ -225,7 +226,9 @@ def examine(model_path, out, frame_set, config, *, solver="fit", schedule="fast"
     _draw(matrix, config, out, "couplings", label, notes_of(record), formats)
     if jacobian:
         chosen = np.random.default_rng(seed).permutation(len(frame_set.fit))[:jacobian_frames]
-        jac = mean_jacobian(teacher, frame_set.fit[np.sort(chosen)])
+        log.info("mean Jacobian over %d frames", len(chosen))
+        bar = keras.utils.Progbar(len(chosen), unit_name="frame") if verbose else None
+        jac = mean_jacobian(teacher, frame_set.fit[np.sort(chosen)], progress=bar.update if bar else None)
         record["jacobian"] = {
             "frames": int(len(chosen)),
             **_matrix_metrics(jac, frame_set, fit_targets, held_targets),
