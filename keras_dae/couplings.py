@@ -201,7 +201,7 @@ def fit_couplings(frames, targets, *, schedule="fast", loss="l1", seed=0, epochs
         callbacks.append(EpochBar(schedule.epochs))
     history = student.fit(
         _dataset(frames, targets, batch_size, seed), steps_per_epoch=steps, epochs=schedule.epochs,
-        callbacks=callbacks, verbose=0,
+        callbacks=callbacks, verbose=0, shuffle=False,  # the dataset shuffles itself
     )
     return student, history.history
 
