@@ -24,6 +24,12 @@ def _decibels(matrix):
     return 20.0 * np.log10(np.maximum(np.abs(np.asarray(matrix, np.float64)), FLOOR))
 
 
+def _gaps(values):
+    """Zeros (dead rows, empty offsets) as gaps in a log-scale line, not spikes to a floor."""
+    values = np.asarray(values, np.float64)
+    return np.where(values > FLOOR, values, np.nan)
+
+
 def _bin_width(config):
     return config.sample_rate / config.fft_length
 
@@ -59,7 +65,7 @@ def plot_offsets(matrix, config, path, title, notes=(), formats=("png",)):
     offsets, means = metrics.offset_profile(matrix)
     figure = Figure(figsize=(8, 4.4), layout="constrained")
     ax = figure.subplots()
-    ax.semilogy(offsets, np.maximum(means, FLOOR), linewidth=0.9, color="tab:blue")
+    ax.semilogy(offsets, _gaps(means), linewidth=0.9, color="tab:blue")
     ax.set_xlabel("offset j - i (bins): input bin above (+) or below (-) the output bin")
     ax.set_ylabel("mean |M| at the offset")
     ax.grid(True, which="both", alpha=0.3)
@@ -76,10 +82,10 @@ def plot_diagonal(matrix, config, path, title, notes=(), formats=("png",)):
     hertz = np.arange(len(diagonal)) * _bin_width(config)
     figure = Figure(figsize=(8, 4.4), layout="constrained")
     ax = figure.subplots()
-    ax.semilogy(hertz, np.maximum(diagonal, FLOOR), linewidth=0.9, label="diagonal  M_ii^2")
-    ax.semilogy(hertz, np.maximum(off, FLOOR), linewidth=0.9, label="off-diagonal  sum_{j != i} M_ij^2")
+    ax.semilogy(hertz, _gaps(diagonal), linewidth=0.9, label="diagonal  M_ii^2")
+    ax.semilogy(hertz, _gaps(off), linewidth=0.9, label="off-diagonal  sum_{j != i} M_ij^2")
     ax.set_xlabel("output frequency (Hz)")
-    ax.set_ylabel("energy of the row")
+    ax.set_ylabel("energy of the row (gaps: zero)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="best", fontsize=9)
     _title(figure, title, notes)

@@ -148,15 +148,17 @@ def _matrix_metrics(matrix, frame_set, fit_targets, held_targets):
     }
 
 
-def notes_of(record):
-    """The trust facts of a metrics record as short lines for figures."""
+def notes_of(record, part="couplings"):
+    """The trust facts of a metrics record as short lines for figures of `part` (couplings or jacobian)."""
     trust = record["trust"]
     determined = "UNDER-DETERMINED" if trust["under_determined"] else "determined"
+    ratio = f"diagonal energy {record[part]['diagonal_energy_ratio']:.3f}"
+    if part != "couplings":
+        ratio += f" (C: {record['couplings']['diagonal_energy_ratio']:.3f})"
     return [
         f"{trust['frames_fit']} frames for {trust['num_bins']} bins ({determined}), "
         f"cond. {trust['condition_number']:.1e}, dead output units {trust['dead_output_units']:.0%}",
-        f"diagonal energy {record['couplings']['diagonal_energy_ratio']:.3f} "
-        f"(a known diagonal teacher on these frames: {trust['calibration']['diagonal_energy_ratio']:.3f})",
+        f"{ratio}; a known diagonal teacher on these frames: {trust['calibration']['diagonal_energy_ratio']:.3f}",
     ]
 
 
@@ -236,7 +238,7 @@ def examine(model_path, out, frame_set, config, *, solver="fit", schedule="fast"
         }
         _write_npy(out / JACOBIAN, jac)
         _draw(jac, config, out, "jacobian", f"{info['arch']} mean Jacobian ({len(chosen)} frames)",
-              notes_of(record), formats)
+              notes_of(record, "jacobian"), formats)
     _write_json(out / METRICS, record)
     return record
 
