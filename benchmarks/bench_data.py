@@ -64,6 +64,7 @@ Nothing is asserted: it prints a table with PASS/MISS against the targets.
 """
 
 import argparse
+import contextlib
 import dataclasses
 import gc
 import os
@@ -674,22 +675,33 @@ def section(title):
     print(f"\n== {title}", flush=True)
 
 
+def print_machine():
+    section("machine")
+    for key, value in machine_info().items():
+        print(f"  {key}: {value}")
+
+
+@contextlib.contextmanager
+def scratch_dir(keep, prefix):
+    """`keep` (created) if given, else a temporary directory removed afterwards."""
+    path = Path(keep) if keep else Path(tempfile.mkdtemp(prefix=prefix))
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    finally:
+        if not keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def main(argv=None):
     args = parse_args(argv)
     from keras_dae.data.tracks import list_tracks
     from keras_dae.spectral import SpectralConfig
 
     config = SpectralConfig()
-    section("machine")
-    for key, value in machine_info().items():
-        print(f"  {key}: {value}")
-    workdir = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_data_"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
+    print_machine()
+    with scratch_dir(args.keep, "bench_data_") as workdir:
         run(args, config, workdir, list_tracks)
-    finally:
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def run(args, config, workdir, list_tracks):

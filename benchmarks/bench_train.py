@@ -86,10 +86,8 @@ import gc
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -98,7 +96,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_data import CpuMeter, machine_info, section  # noqa: E402
+from bench_data import CpuMeter, print_machine, scratch_dir, section  # noqa: E402
 
 BATCH_SIZE = 256
 EXCERPT_SECONDS = 6.0
@@ -685,9 +683,7 @@ def main(argv=None):
         worker(args.worker)
         return 0
     started = time.perf_counter()
-    section("machine")
-    for key, value in machine_info().items():
-        print(f"  {key}: {value}")
+    print_machine()
     try:
         import importlib.metadata
 
@@ -695,13 +691,8 @@ def main(argv=None):
     except importlib.metadata.PackageNotFoundError:
         print("  torch: not installed (pip install torch==2.13.0, the bench extra); PyTorch rows skipped")
         args.torch = False
-    workdir = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_train_"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
+    with scratch_dir(args.keep, "bench_train_") as workdir:
         run(args, workdir)
-    finally:
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
     print(f"  whole run: {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -30,6 +30,7 @@ import math
 
 import keras
 import numpy as np
+import scipy.linalg
 from keras import ops
 
 from keras_dae.optimizers import FusedAdam
@@ -40,7 +41,11 @@ SOLVERS = ("fit", "lstsq")
 LOSSES = {"l1": "mean_absolute_error", "l2": "mean_squared_error"}
 TARGET_BATCH = 1024
 # Smallest decrease of the relative loss that counts as progress (plateaus, early stopping).
-MIN_DELTA = 1e-4
+MIN_DELTA = 1e-3
+# The learning rate is not halved below the schedule's divided by this.
+MIN_LR_DIVISOR = 256
+# Cholesky of the Gram matrix is used while its diagonal spans less than 1e5.
+MAX_CHOLESKY_RATIO = 1e-5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,14 +134,32 @@ def lstsq_couplings(frames, targets, ridge=0.0):
     _check_pair(x, y)
     if ridge < 0:
         raise ValueError(f"ridge must be >= 0. Received: ridge={ridge!r}")
-    if ridge == 0:
+    gram = x.T @ x
+    if ridge > 0:
+        gram[np.diag_indices_from(gram)] += ridge * np.trace(gram) / len(gram)
+    solution = _solve_normal_equations(gram, x.T @ y) if ridge > 0 or len(x) >= x.shape[1] else None
+    if solution is None:
+        # Under-determined or ill-conditioned: the minimum-norm solution (SVD).
         solution, *_ = np.linalg.lstsq(x, y, rcond=None)
-    else:
-        gram = x.T @ x
-        penalty = ridge * np.trace(gram) / len(gram)
-        gram[np.diag_indices_from(gram)] += penalty
-        solution = np.linalg.solve(gram, x.T @ y)
     return np.ascontiguousarray(solution.T, dtype=np.float32)
+
+
+def _solve_normal_equations(gram, rhs):
+    """`gram^-1 rhs` by Cholesky, or None when `gram` is too ill-conditioned for it.
+
+    The normal equations square the frame matrix's condition number; with
+    Cholesky's diagonal as the estimate, up to about 1e5 for the frames
+    (1e10 here) the float64 solution keeps about six digits. Several times
+    faster than the SVD of the frames at 2049 bins.
+    """
+    try:
+        factor = scipy.linalg.cho_factor(gram, lower=True)
+    except np.linalg.LinAlgError:
+        return None
+    diagonal = np.abs(np.diagonal(factor[0]))
+    if diagonal.min() <= diagonal.max() * MAX_CHOLESKY_RATIO:
+        return None
+    return scipy.linalg.cho_solve(factor, rhs)
 
 
 def _check_pair(frames, targets):
@@ -180,7 +203,6 @@ def fit_couplings(frames, targets, *, schedule="fast", loss="l1", seed=0, epochs
         schedule = SCHEDULES[schedule]
     if epochs is not None:
         schedule = dataclasses.replace(schedule, epochs=epochs)
-    keras.utils.set_random_seed(seed)
     student = NeuralCouplings(frames.shape[1], seed=seed)
     batch_size = schedule.batch_for(len(frames))
     steps = math.ceil(len(frames) / batch_size)
@@ -191,7 +213,8 @@ def fit_couplings(frames, targets, *, schedule="fast", loss="l1", seed=0, epochs
     if schedule.patience:
         callbacks += [
             keras.callbacks.ReduceLROnPlateau(
-                monitor="loss", factor=0.5, patience=max(schedule.patience // 2, 1), min_delta=MIN_DELTA, verbose=0
+                monitor="loss", factor=0.5, patience=max(schedule.patience // 2, 1), min_delta=MIN_DELTA,
+                min_lr=schedule.learning_rate / MIN_LR_DIVISOR, verbose=0,
             ),
             keras.callbacks.EarlyStopping(
                 monitor="loss", patience=schedule.patience, min_delta=MIN_DELTA, restore_best_weights=True

@@ -71,6 +71,17 @@ def test_paper_schedule_is_full_batch_adam_1e4():
     assert 600 * 1e-4 * 0.5 < moved < 600 * 1e-4 * 3.2
 
 
+@pytest.mark.parametrize("case", ["well-conditioned", "under-determined", "rank-deficient"])
+def test_lstsq_equals_the_minimum_norm_solution(case):
+    rng = np.random.default_rng(6)
+    frames = _frames({"under-determined": 10}.get(case, 200), seed=6).astype(np.float64)
+    if case == "rank-deficient":
+        frames[:, 1] = frames[:, 0]  # two identical bins: the Cholesky path must step aside
+    targets = frames @ rng.standard_normal((N, N)).T + 0.01 * rng.standard_normal((len(frames), N))
+    expected = (np.linalg.pinv(frames) @ targets).T
+    np.testing.assert_allclose(lstsq_couplings(frames, targets), expected, rtol=1e-4, atol=1e-4)
+
+
 def test_ridge_shrinks_and_bad_arguments_are_refused():
     frames = _frames(500)
     targets = frames @ np.random.default_rng(4).standard_normal((N, N)).T
