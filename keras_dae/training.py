@@ -337,6 +337,8 @@ def train(
     if chief:
         runs.write_config(run_dir, record)
 
+    # The seed fixes the weights' initialisation as well as the data order.
+    keras.utils.set_random_seed(settings.seed)
     with strategy.scope():
         model = build_model(settings.arch, config.num_bins, settings.hidden_size)
         compile_model(model, settings)

@@ -46,6 +46,15 @@ def test_each_arch_learns_on_synthetic_tracks(arch, root, tmp_path):
     assert model.name == arch.replace("-", "_")
 
 
+def test_same_seed_same_run_whatever_ran_before(root, tmp_path):
+    keras.utils.set_random_seed(123)  # global state left by earlier code must not matter
+    first, _ = train("dae", tmp_path / "a", root=root, is_wav=True, epochs=1, seed=5, **_small())
+    keras.utils.set_random_seed(456)
+    second, _ = train("dae", tmp_path / "b", root=root, is_wav=True, epochs=1, seed=5, **_small())
+    for a, b in zip(first.get_weights(), second.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_root_without_validation_tracks_trains_and_finishes(tmp_path, caplog):
     root = tmp_path / "musdb"
     write_synthetic_musdb(root, num_tracks=1, seconds=2.0, seed=12)
