@@ -40,12 +40,14 @@ log = logging.getLogger(__name__)
 SOLVERS = ("fit", "lstsq")
 LOSSES = {"l1": "mean_absolute_error", "l2": "mean_squared_error"}
 TARGET_BATCH = 1024
-# Smallest decrease of the relative loss that counts as progress (plateaus, early stopping).
-MIN_DELTA = 1e-3
 # The learning rate is not halved below the schedule's divided by this.
 MIN_LR_DIVISOR = 256
 # Cholesky of the Gram matrix is used while its diagonal spans less than 1e5.
 MAX_CHOLESKY_RATIO = 1e-5
+
+
+# Smallest decrease of the relative loss that counts as progress (plateaus, early stopping).
+MIN_DELTA = 1e-3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +59,8 @@ class Schedule:
     batch_size: int = None
     patience: int = None  # epochs without a lower loss before stopping; None: never
     min_steps: int = 1  # batches per epoch at least (smaller batches for small frame sets)
+    min_delta: float = MIN_DELTA  # smallest decrease of the relative loss that counts as progress
+    min_lr_divisor: float = MIN_LR_DIVISOR  # the learning rate is not halved below learning_rate / this
 
     def batch_for(self, num_frames):
         """The batch size for `num_frames` frames."""
@@ -213,11 +217,11 @@ def fit_couplings(frames, targets, *, schedule="fast", loss="l1", seed=0, epochs
     if schedule.patience:
         callbacks += [
             keras.callbacks.ReduceLROnPlateau(
-                monitor="loss", factor=0.5, patience=max(schedule.patience // 2, 1), min_delta=MIN_DELTA,
-                min_lr=schedule.learning_rate / MIN_LR_DIVISOR, verbose=0,
+                monitor="loss", factor=0.5, patience=max(schedule.patience // 2, 1), min_delta=schedule.min_delta,
+                min_lr=schedule.learning_rate / schedule.min_lr_divisor, verbose=0,
             ),
             keras.callbacks.EarlyStopping(
-                monitor="loss", patience=schedule.patience, min_delta=MIN_DELTA, restore_best_weights=True
+                monitor="loss", patience=schedule.patience, min_delta=schedule.min_delta, restore_best_weights=True
             ),
         ]
     if verbose:
