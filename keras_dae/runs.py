@@ -104,13 +104,19 @@ def prepare_directory(run_dir, overwrite):
             (run_dir / name).unlink(missing_ok=True)
         for name in (LOGS, BACKUP):
             shutil.rmtree(run_dir / name, ignore_errors=True)
+    ensure_writable(run_dir, "run directory ")
+
+
+def ensure_writable(directory, label=""):
+    """Creates `directory` and checks that a file can be written there (ValueError, one line, if not)."""
+    directory = Path(directory)
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(run_dir / ".write-test") as tmp:
+        directory.mkdir(parents=True, exist_ok=True)
+        with atomic_path(directory / ".write-test") as tmp:
             tmp.write_text("")
-        (run_dir / ".write-test").unlink()
+        (directory / ".write-test").unlink()
     except OSError as error:
-        raise ValueError(f"cannot write to run directory '{run_dir}': {error.strerror or error}.") from None
+        raise ValueError(f"cannot write to {label}'{directory}': {error.strerror or error}.") from None
 
 
 def read_history(run_dir):

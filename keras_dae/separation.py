@@ -103,7 +103,7 @@ def separate_blocks(model, read, num_samples, channels, config, *, mask="subtrac
                 read(source_start, source_stop), np.float32
             ).T
         estimate = _vocals_spectrum(model, spectral.stft_frames(piece, config), mask)
-        restored = _overlap_add(estimate, config).numpy()
+        restored = spectral.overlap_add(estimate, config).numpy()
         # This chunk's exact samples: padded [first * hop, last * hop), to the end for the last chunk,
         # clipped to the input's samples [pad_left, pad_left + num_samples).
         keep_start = max(first * hop, pad_left)
@@ -111,18 +111,3 @@ def separate_blocks(model, read, num_samples, channels, config, *, mask="subtrac
         if keep_stop > keep_start:
             yield np.ascontiguousarray(restored[:, keep_start - start : keep_stop - start].T)
 
-
-def _overlap_add(spectrum, config):
-    """Inverse STFT of frames without trimming: `(channels, (frames - 1) * hop + window)`."""
-    missing = config.max_bins - config.num_bins
-    if missing:
-        spectrum = tf.pad(spectrum, [[0, 0], [0, 0], [0, missing]])
-    return tf.signal.inverse_stft(
-        spectrum,
-        frame_length=config.window_length,
-        frame_step=config.hop_length,
-        fft_length=config.fft_length,
-        window_fn=tf.signal.inverse_stft_window_fn(
-            config.hop_length, forward_window_fn=spectral._window_fn(config)
-        ),
-    )

@@ -237,13 +237,24 @@ def istft(spectrum, length, config=SpectralConfig()):
     Returns:
         float32 tensor `(..., length)`.
     """
+    waveform = overlap_add(spectrum, config)
+    return waveform[..., config.pad_left : config.pad_left + length]
+
+
+def overlap_add(spectrum, config=SpectralConfig()):
+    """Inverse STFT of frames, untrimmed: `(..., (frames - 1) * hop_length + window_length)`.
+
+    Sample `n` of the result is exact wherever every frame whose window covers
+    `n` is among the given frames, so consecutive runs of frames can be
+    inverted chunk by chunk. `istft` trims the padding off this.
+    """
     spectrum = tf.convert_to_tensor(spectrum, tf.complex64)
     missing = config.max_bins - config.num_bins
     if missing:
         rank = tf.rank(spectrum)
         paddings = tf.concat([tf.zeros([rank - 1, 2], tf.int32), [[0, missing]]], axis=0)
         spectrum = tf.pad(spectrum, paddings)
-    waveform = tf.signal.inverse_stft(
+    return tf.signal.inverse_stft(
         spectrum,
         frame_length=config.window_length,
         frame_step=config.hop_length,
@@ -252,7 +263,6 @@ def istft(spectrum, length, config=SpectralConfig()):
             config.hop_length, forward_window_fn=_window_fn(config)
         ),
     )
-    return waveform[..., config.pad_left : config.pad_left + length]
 
 
 def istft_with_phase(magnitude_spectrum, reference, length, config=SpectralConfig()):

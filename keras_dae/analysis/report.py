@@ -89,13 +89,7 @@ def _prepare_out(out, overwrite):
         raise ValueError(f"--out '{out}' is a file; give a directory.")
     if (out / METRICS).exists() and not overwrite:
         raise ValueError(f"'{out}' already holds couplings ({METRICS}); choose another --out or add --overwrite.")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out / ".write-test") as tmp:
-            tmp.write_text("")
-        (out / ".write-test").unlink()
-    except OSError as error:
-        raise ValueError(f"cannot write to '{out}': {error.strerror or error}.") from None
+    runs.ensure_writable(out)
     return out
 
 
