@@ -54,11 +54,12 @@ def _frame_set(config, root, is_wav, subset, split, prepared, max_frames, seed):
               help="Mixture frames drawn over all tracks (20% held out to measure the fit).")
 @click.option("--solver", type=click.Choice(("fit", "lstsq")), default="fit", show_default=True,
               help="NCA with model.fit, or closed-form least squares.")
-@click.option("--schedule", type=click.Choice(("fast", "paper")), default="fast", show_default=True,
-              help="fit: mini-batches and early stopping, or the paper's 600 full-batch epochs.")
+@click.option("--schedule", type=click.Choice(("fast", "converge", "paper")), default="fast", show_default=True,
+              help="fit: mini-batches and early stopping; the same run to the optimum (about twice the epochs); "
+                   "or the paper's 600 full-batch epochs.")
 @click.option("--loss", type=click.Choice(("l1", "l2")), default="l1", show_default=True, help="fit: loss.")
 @click.option("--max-epochs", type=click.IntRange(min=1), default=None,
-              help="fit: at most this many epochs (default: the schedule's, 300 fast / 600 paper).")
+              help="fit: at most this many epochs (default: the schedule's, 300 fast / 600 converge and paper).")
 @click.option("--ridge", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="lstsq: penalty on ||C||^2, relative to the mean frame energy per bin.")
 @click.option("--jacobian", is_flag=True, help="Also the model's mean input-output Jacobian.")

@@ -42,7 +42,7 @@ def test_diagonal_teacher_gives_a_diagonal_matrix(solver):
     assert metrics.diagonal_energy_ratio(matrix) > 0.99
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_fit_with_l2_approaches_the_least_squares_optimum(seed):
     frames = _frames(seed=3)
     keras.utils.set_random_seed(seed)
@@ -53,13 +53,9 @@ def test_fit_with_l2_approaches_the_least_squares_optimum(seed):
     def mse(matrix):
         return float(np.mean((frames @ matrix.T - targets) ** 2))
 
-    strict = Schedule(learning_rate=2e-2, epochs=600, batch_size=256, patience=20, min_steps=32, min_delta=1e-6,
-                      min_lr_divisor=1e5)
-    fitted, history = solve(frames, targets, solver="fit", loss="l2", schedule=strict)
+    fitted, history = solve(frames, targets, solver="fit", loss="l2", schedule="converge")
     assert mse(best) > 0  # the teacher is not linear: the optimum has a loss
-    # The issue asks for 1%; measured 0.1-2.5% above the optimum over teacher seeds (Adam's
-    # mini-batch noise; early stopping fires as the learning rate is halved): not met yet.
-    assert mse(fitted) <= 1.03 * mse(best)
+    assert mse(fitted) <= 1.01 * mse(best)
     assert history["loss"][-1] < history["loss"][0]
 
 
@@ -203,3 +199,19 @@ def test_jacobian_of_a_linear_map_is_the_map():
     np.testing.assert_allclose(mean_jacobian(_linear_teacher(truth), _frames(3)), truth, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="non-empty"):
         mean_jacobian(_linear_teacher(truth), np.zeros((0, N), np.float32))
+
+
+@pytest.mark.parametrize("stop_at_floor", [False, True])
+def test_stop_at_floor_waits_for_the_learning_rate_floor(stop_at_floor):
+    keras.utils.set_random_seed(0)
+    frames = _frames(512, seed=4)
+    targets = np.asarray(build_model("sf", N, hidden_size=8).predict(frames, verbose=0))
+    schedule = Schedule(learning_rate=2e-2, epochs=300, batch_size=64, patience=4, min_steps=8, min_lr_divisor=1024,
+                        stop_at_floor=stop_at_floor)
+    student, history = fit_couplings(frames, targets, schedule=schedule, loss="l2")
+    rate = float(student.optimizer.learning_rate.numpy())
+    assert len(history["loss"]) < 300  # stopped on the loss, not by the epoch cap
+    if stop_at_floor:
+        assert rate == pytest.approx(2e-2 / 1024)
+    else:  # plain early stopping fires while ReduceLROnPlateau is still halving the rate
+        assert rate > 2e-2 / 1024
