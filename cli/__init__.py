@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from keras_dae_cli import analysis_commands, data_commands, model_commands, train_commands
+from keras_dae_cli import analysis_commands, data_commands, model_commands, separation_commands, train_commands
 from keras_dae_cli.common import STATE, USER_ERRORS, configure_logging
 
 
@@ -41,6 +41,7 @@ COMMANDS = (
     data_commands.info,
     train_commands.train,
     analysis_commands.couplings,
+    separation_commands.separate,
 )
 for _command in COMMANDS:
     cli.add_command(_command)

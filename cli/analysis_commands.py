@@ -2,20 +2,7 @@
 
 import click
 
-from keras_dae_cli.common import STATE, data_options, import_library, spectral_options
-
-SPECTRAL = ("num_bins", "window_length", "fft_length", "hop_length")
-
-
-def _spectral_config(ctx, run_config, values):
-    """The frames' spectral settings: the run's, unless given on the command line."""
-    from keras_dae.spectral import SpectralConfig
-
-    settings = dict((run_config or {}).get("spectral") or {})
-    for name in SPECTRAL:
-        if name not in settings or ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT:
-            settings[name] = values[name]
-    return SpectralConfig.from_dict(settings)
+from keras_dae_cli.common import STATE, data_options, import_library, model_spectral_config, spectral_options
 
 
 def _progress(total):
@@ -102,7 +89,7 @@ def couplings(ctx, directories, model_path, out, compare, root, is_wav, subset, 
     from keras_dae.analysis.report import examine
 
     loaded = runs.load_run_model(model_path)
-    config = _spectral_config(ctx, loaded[2], spectral)
+    config = model_spectral_config(ctx, loaded, spectral)
     frame_set = _frame_set(config, root, is_wav, subset, split, prepared, max_frames, seed)
     record = examine(
         model_path, out, frame_set, config, solver=solver, schedule=schedule, loss=loss, ridge=ridge,

@@ -95,6 +95,22 @@ def spectral_options(command):
     return command
 
 
+def model_spectral_config(ctx, loaded, values):
+    """A trained model's spectral settings: its run's (`config.json`), unless given on the command line.
+
+    `loaded` is `runs.load_run_model`'s `(model, info, run_config)`. Without a
+    run config, unset options take the paper's values and the model's `num_bins`.
+    """
+    from keras_dae.spectral import SpectralConfig
+
+    _, info, run_config = loaded
+    settings = dict((run_config or {}).get("spectral") or {"num_bins": info["num_bins"]})
+    for name, value in values.items():
+        if name not in settings or ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT:
+            settings[name] = value
+    return SpectralConfig.from_dict(settings)
+
+
 def spectral_config(num_bins, window_length, fft_length, hop_length):
     """The `SpectralConfig` of the spectral options (ValueError if inconsistent)."""
     from keras_dae.spectral import SpectralConfig

@@ -30,6 +30,7 @@ if keras.backend.backend() != "tensorflow":
 
 from keras_dae.layers import SkipFilter  # noqa: E402
 from keras_dae.models import ARCHITECTURES, build_model, describe_model  # noqa: E402
+from keras_dae.separation import separate  # noqa: E402
 from keras_dae.spectral import SpectralConfig  # noqa: E402
 from keras_dae.training import train  # noqa: E402
 
@@ -41,5 +42,6 @@ __all__ = [
     "SpectralConfig",
     "build_model",
     "describe_model",
+    "separate",
     "train",
 ]

@@ -10,6 +10,12 @@ context). The vocals take the mixture's phase; bins above the model's
                      accompaniment magnitude A = max(|X| - V, 0): a power
                      ratio mask from both estimates
 
+`wiener=N` refines the vocals and accompaniment magnitudes (the latter
+`max(|X| - V, 0)`) with N iterations of multichannel Wiener filtering
+(`norbert`, as open-unmix does). Its spatial statistics are estimated per
+chunk, so with `wiener` the chunk size is part of the method (default
+`WIENER_CHUNK_FRAMES`, about 4.5 s, where open-unmix uses 300 frames).
+
 Long inputs are processed in chunks of `chunk_frames` STFT frames. Output
 sample `n` depends only on the frames whose windows cover it, so each chunk
 computes its frames plus `ceil(window / hop)` frames of margin on each side
@@ -19,6 +25,7 @@ the chunk size.
 """
 
 import math
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -27,22 +34,120 @@ from keras_dae import spectral
 
 MASKS = ("subtract", "soft")
 CHUNK_FRAMES = 2048  # about 18 s at the default hop
+WIENER_CHUNK_FRAMES = 512
 EPSILON = 1e-12
 
 
-def _vocals_spectrum(model, spectrum, mask):
+def _vocals_spectrum(model, spectrum, mask, wiener=0):
     """Vocals STFT `(channels, frames, bins)` from the mixture STFT (kept bins only)."""
     magnitude = tf.abs(spectrum)
     flat = tf.reshape(magnitude, [-1, magnitude.shape[-1]])
     estimate = tf.reshape(model(flat, training=False), tf.shape(magnitude))
+    accompaniment = tf.nn.relu(magnitude - estimate)
+    if wiener:
+        return _wiener(spectrum, estimate, accompaniment, wiener)
     if mask == "soft":
-        accompaniment = tf.nn.relu(magnitude - estimate)
         ratio = estimate**2 / (estimate**2 + accompaniment**2 + EPSILON)
         return tf.cast(ratio, tf.complex64) * spectrum
     return spectral.apply_phase(estimate, spectrum)
 
 
-def separate_waveform(model, waveform, config, *, mask="subtract", chunk_frames=CHUNK_FRAMES, progress=None):
+def _wiener(spectrum, vocals, accompaniment, iterations):
+    """norbert's multichannel Wiener filter; its inputs are `(frames, bins, channels[, sources])`."""
+    import warnings
+
+    with warnings.catch_warnings():  # norbert 0.2.1 imports a deprecated scipy.ndimage path
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import norbert
+
+    sources = np.stack([vocals.numpy(), accompaniment.numpy()], axis=-1).transpose(1, 2, 0, 3)
+    mixture = spectrum.numpy().transpose(1, 2, 0).astype(np.complex128)
+    estimates = norbert.wiener(sources.astype(np.float64), mixture, iterations=iterations)
+    return tf.constant(estimates[..., 0].transpose(2, 0, 1), tf.complex64)
+
+
+def resolve(model, config=None):
+    """`(keras model, SpectralConfig)` for a model, a `.keras` file or a run directory.
+
+    The spectral settings are `config`, else the run's (`config.json`), else
+    the paper's with the model's number of bins.
+
+    Raises:
+        ValueError: not a keras-dae model, or settings whose `num_bins` is not the model's.
+    """
+    from keras_dae import runs
+    from keras_dae.models import describe_model
+    from keras_dae.spectral import SpectralConfig
+
+    run_config = None
+    if isinstance(model, (str, os.PathLike)):
+        model, info, run_config = runs.load_run_model(model)
+    else:
+        info = describe_model(model)
+    if config is None:
+        spectral_settings = (run_config or {}).get("spectral")
+        config = (SpectralConfig.from_dict(spectral_settings) if spectral_settings
+                  else SpectralConfig(num_bins=info["num_bins"]))
+    if config.num_bins != info["num_bins"]:
+        raise ValueError(
+            f"the model takes {info['num_bins']} bins but the spectral settings give {config.num_bins}; "
+            f"use --num-bins {info['num_bins']} (or the model's own settings)."
+        )
+    return model, config
+
+
+def separate(model, audio, sample_rate, *, config=None, mask="subtract", wiener=0, chunk_frames=None, progress=None):
+    """Separates a recording held in memory into vocals and accompaniment.
+
+    Args:
+        model: a keras-dae Keras model, a `.keras` file or a run directory.
+        audio: float array `(samples,)` (mono) or `(samples, channels)`.
+        sample_rate: int, the rate of `audio`; resampled to the model's and
+            back (soxr, high quality) when they differ.
+        config: `SpectralConfig` or None (see `resolve`).
+        mask, wiener, chunk_frames, progress: see `separate_waveform`.
+
+    Returns:
+        dict with `"vocals"` and `"accompaniment"`, float32 arrays shaped like
+        `audio` at `sample_rate`; they add up to `audio`.
+
+    Example:
+
+    >>> stems = keras_dae.separate("runs/sf", audio, 44100)
+    >>> stems["vocals"].shape == audio.shape
+    True
+    """
+    model, config = resolve(model, config)
+    audio = np.asarray(audio, np.float32)
+    if audio.ndim not in (1, 2) or audio.shape[0] == 0:
+        raise ValueError(f"audio must be (samples,) or (samples, channels) with samples > 0. Received {audio.shape}")
+    waveform = audio[:, None] if audio.ndim == 1 else audio
+    resampled = resample(waveform, sample_rate, config.sample_rate)
+    vocals, _ = separate_waveform(model, resampled, config, mask=mask, wiener=wiener, chunk_frames=chunk_frames,
+                                  progress=progress)
+    vocals = fit_length(resample(vocals, config.sample_rate, sample_rate), len(waveform))
+    vocals = vocals.reshape(audio.shape)
+    return {"vocals": vocals, "accompaniment": audio - vocals}
+
+
+def resample(waveform, rate, target_rate):
+    """`(samples, channels)` float32 at `target_rate` (soxr HQ, as librosa's default); at least one sample."""
+    if rate == target_rate:
+        return waveform
+    import soxr
+
+    resampled = soxr.resample(waveform, rate, target_rate, quality="HQ").astype(np.float32)
+    return resampled if len(resampled) else np.zeros((1, waveform.shape[1]), np.float32)
+
+
+def fit_length(waveform, length):
+    """`waveform` cut or zero-padded to `length` samples."""
+    if len(waveform) >= length:
+        return waveform[:length]
+    return np.concatenate([waveform, np.zeros((length - len(waveform), waveform.shape[1]), waveform.dtype)])
+
+
+def separate_waveform(model, waveform, config, *, mask="subtract", wiener=0, chunk_frames=None, progress=None):
     """Vocals and accompaniment of `waveform` at the model's rate.
 
     Args:
@@ -50,7 +155,9 @@ def separate_waveform(model, waveform, config, *, mask="subtract", chunk_frames=
         waveform: float array `(samples, channels)` at `config.sample_rate`.
         config: the model's `SpectralConfig`.
         mask: `"subtract"` or `"soft"` (see the module docstring).
-        chunk_frames: int, STFT frames computed at once (memory bound).
+        wiener: int >= 0, Wiener filtering iterations (0: none).
+        chunk_frames: int, STFT frames computed at once (memory bound);
+            default `CHUNK_FRAMES`, or `WIENER_CHUNK_FRAMES` with `wiener`.
         progress: callable or None, called with the samples done so far.
 
     Returns:
@@ -66,7 +173,7 @@ def separate_waveform(model, waveform, config, *, mask="subtract", chunk_frames=
     vocals = np.zeros_like(waveform)
     done = 0
     for block in separate_blocks(model, read, waveform.shape[0], waveform.shape[1], config, mask=mask,
-                                 chunk_frames=chunk_frames):
+                                 wiener=wiener, chunk_frames=chunk_frames):
         vocals[done : done + len(block)] = block
         done += len(block)
         if progress is not None:
@@ -74,7 +181,7 @@ def separate_waveform(model, waveform, config, *, mask="subtract", chunk_frames=
     return vocals, waveform - vocals
 
 
-def separate_blocks(model, read, num_samples, channels, config, *, mask="subtract", chunk_frames=CHUNK_FRAMES):
+def separate_blocks(model, read, num_samples, channels, config, *, mask="subtract", wiener=0, chunk_frames=None):
     """Yields the vocals of a recording block by block, in order, `(block samples, channels)` float32.
 
     `read(start, stop)` returns the input samples `[start, stop)` as
@@ -84,6 +191,10 @@ def separate_blocks(model, read, num_samples, channels, config, *, mask="subtrac
     """
     if mask not in MASKS:
         raise ValueError(f"Unknown mask {mask!r}; valid ones are {', '.join(MASKS)}.")
+    if isinstance(wiener, bool) or not isinstance(wiener, int) or wiener < 0:
+        raise ValueError(f"wiener must be an integer >= 0 (iterations). Received: wiener={wiener!r}")
+    if chunk_frames is None:
+        chunk_frames = WIENER_CHUNK_FRAMES if wiener else CHUNK_FRAMES
     if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, int) or chunk_frames <= 0:
         raise ValueError(f"chunk_frames must be a positive integer. Received: chunk_frames={chunk_frames!r}")
     hop, window, pad_left = config.hop_length, config.window_length, config.pad_left
@@ -102,7 +213,7 @@ def separate_blocks(model, read, num_samples, channels, config, *, mask="subtrac
             piece[:, offset : offset + source_stop - source_start] = np.asarray(
                 read(source_start, source_stop), np.float32
             ).T
-        estimate = _vocals_spectrum(model, spectral.stft_frames(piece, config), mask)
+        estimate = _vocals_spectrum(model, spectral.stft_frames(piece, config), mask, wiener)
         restored = spectral.overlap_add(estimate, config).numpy()
         # This chunk's exact samples: padded [first * hop, last * hop), to the end for the last chunk,
         # clipped to the input's samples [pad_left, pad_left + num_samples).

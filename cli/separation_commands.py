@@ -1,0 +1,86 @@
+"""`keras-dae separate`: forwards to `keras_dae.separate_files`."""
+
+import sys
+
+import click
+
+from keras_dae_cli.common import STATE, import_library, log, model_spectral_config, spectral_options
+
+
+def _load(ctx, model_path, spectral):
+    """`(model, SpectralConfig)` of a run directory or `.keras` file (ValueError if unusable)."""
+    from keras_dae import runs
+    from keras_dae.separation import resolve
+
+    loaded = runs.load_run_model(model_path)
+    return resolve(loaded[0], model_spectral_config(ctx, loaded, spectral))
+
+
+def _progress_for(path):
+    """A progress bar over the seconds of `path` on a terminal, opened at the first update."""
+    if STATE["quiet"] or not sys.stdout.isatty():
+        return None
+    state = {}
+
+    def update(done, total):
+        if "bar" not in state:
+            state["bar"] = click.progressbar(length=max(int(round(total)), 1), label=click.format_filename(path),
+                                             show_eta=True, show_pos=True, item_show_func=None)
+            state["bar"].__enter__()
+            state["shown"] = 0
+        seconds = int(done)
+        state["bar"].update(seconds - state["shown"])
+        state["shown"] = seconds
+        if done >= total:
+            state["bar"].update(state["bar"].length - state["shown"])
+            state["bar"].__exit__(None, None, None)
+
+    return update
+
+
+@click.command("separate")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("--model", "model_path", type=click.Path(), required=True,
+              help="Trained model: a run directory or its model.keras.")
+@click.option("--out", type=click.Path(file_okay=False), default="separated", show_default=True,
+              help="Output root: OUT/<input name>/vocals.wav and accompaniment.wav.")
+@click.option("--mask", type=click.Choice(("subtract", "soft")), default="subtract", show_default=True,
+              help="Vocals: the model's magnitude with the mixture phase (accompaniment = mixture - vocals), "
+                   "or a power ratio mask from both estimates.")
+@click.option("--wiener", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Iterations of multichannel Wiener filtering (norbert); 0: none.")
+@click.option("--chunk-frames", type=click.IntRange(min=1), default=None,
+              help="STFT frames processed at once (bounds memory). Default: 2048, or 512 with --wiener.")
+@spectral_options
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@click.pass_context
+def separate(ctx, inputs, model_path, out, mask, wiener, chunk_frames, overwrite, **spectral):
+    """Separate each INPUT into vocals.wav and accompaniment.wav.
+
+    Reads anything ffmpeg decodes (WAV, FLAC, OGG, MP3, M4A; for .stem.mp4 the
+    mixture), mono or stereo, at any sample rate; the outputs are float32
+    WAVs with the input's rate, length and channels. Long files are processed
+    in chunks, so memory does not grow with their length. A file that fails
+    is reported in one line and the others are still processed; the exit
+    code is 1 if any failed.
+
+    Spectral settings default to the model's run (config.json).
+    """
+    import_library()
+    from keras_dae.separate_files import separate_files
+
+    model, config = _load(ctx, model_path, spectral)
+
+    def done(path, outputs):
+        click.echo(f"{click.format_filename(path)}: wrote {outputs['vocals'].parent}/vocals.wav, accompaniment.wav")
+
+    def failed(path, error):
+        click.echo(f"keras-dae: error: {str(error).strip().splitlines()[0]}", err=True)
+
+    finished, errors = separate_files(
+        model, config, list(inputs), out, mask=mask, wiener=wiener, chunk_frames=chunk_frames, overwrite=overwrite,
+        on_done=done, on_error=failed, progress_for=_progress_for,
+    )
+    if errors and len(inputs) > 1:
+        log.warning("%d of %d files failed; %d separated.", len(errors), len(inputs), len(finished))
+    return 1 if errors else 0

@@ -1,0 +1,229 @@
+"""Separating audio files of any format and length into `vocals.wav` and `accompaniment.wav`.
+
+For each input, with memory bounded by the chunk size whatever its length:
+
+1. ffmpeg decodes its first audio stream (`keras_dae.audiofile`); the
+   samples go to a temporary float32 WAV, and, resampled to the model's rate
+   (soxr, streaming), to a second one when the rates differ.
+2. `separation.separate_blocks` reads the model-rate file chunk by chunk and
+   yields the vocals; they are resampled back to the input's rate (streaming),
+   cut or padded to the input's exact length, and the accompaniment is the
+   input minus them, so the two add up to the input.
+3. Both are written as float32 WAVs under temporary names in
+   `OUT/<name>/`, and renamed to `vocals.wav` and `accompaniment.wav` once
+   complete. The temporary files live in a hidden directory there, removed
+   whatever happens.
+
+`separation.separate` does the same on arrays in memory (one-shot soxr gives
+the same samples as the streaming resampler).
+"""
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+from keras_dae import audiofile
+from keras_dae.separation import separate_blocks
+
+STEMS = ("vocals", "accompaniment")
+SUBTYPE = "FLOAT"
+MULTI_SUFFIXES = (".stem.mp4", ".stem.m4a")
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+
+
+def output_name(path, keep_extension=False):
+    """A safe directory name for the outputs of `path`: its file name without extension.
+
+    Path separators, control and reserved characters become `_`; leading dots
+    and spaces go, so the name can neither escape `OUT` nor hide.
+    """
+    name = Path(path).name
+    if not keep_extension:
+        lowered = name.lower()
+        suffix = next((s for s in MULTI_SUFFIXES if lowered.endswith(s)), Path(name).suffix)
+        name = name[: len(name) - len(suffix)] if suffix and len(suffix) < len(name) else name
+    name = _UNSAFE.sub("_", name).strip().lstrip(". ")
+    return name or "audio"
+
+
+def output_names(paths):
+    """One distinct `output_name` per input: inputs sharing a name keep their extension, then get -2, -3..."""
+    plain = [output_name(path) for path in paths]
+    names = [output_name(path, keep_extension=True) if plain.count(name) > 1 else name
+             for path, name in zip(paths, plain)]
+    seen = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return unique
+
+
+class _Resampler:
+    """Streaming soxr resampler; the identity when the rates are equal."""
+
+    def __init__(self, rate, target_rate, channels):
+        self.stream = None
+        if rate != target_rate:
+            import soxr
+
+            self.stream = soxr.ResampleStream(rate, target_rate, channels, dtype="float32", quality="HQ")
+        self.channels = channels
+
+    def push(self, block, last=False):
+        if self.stream is None:
+            return block
+        return self.stream.resample_chunk(np.ascontiguousarray(block, np.float32), last=last)
+
+    def flush(self):
+        return self.push(np.zeros((0, self.channels), np.float32), last=True)
+
+
+def _writer(path, rate, channels):
+    return soundfile.SoundFile(str(path), "w", samplerate=rate, channels=channels, subtype=SUBTYPE, format="WAV")
+
+
+def _decode(info, native_path, model_path, model_rate):
+    """Decodes `info.path` to `native_path` (and at `model_rate` to `model_path`); returns its sample count."""
+    resampler = _Resampler(info.sample_rate, model_rate, info.channels)
+    total = 0
+    with contextlib.ExitStack() as stack:
+        native = stack.enter_context(_writer(native_path, info.sample_rate, info.channels))
+        model = (stack.enter_context(_writer(model_path, model_rate, info.channels))
+                 if model_path != native_path else None)
+        for block in audiofile.decode_blocks(info):
+            native.write(block)
+            total += len(block)
+            if model is not None:
+                model.write(resampler.push(block))
+        if model is not None:
+            model.write(resampler.flush())
+    return total
+
+
+def _check_outputs(target, overwrite):
+    existing = [name for name in STEMS if (target / f"{name}.wav").exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"'{target}' already holds {existing[0]}.wav; pass --overwrite to replace it.")
+
+
+def separate_file(model, config, path, out_dir, *, name=None, mask="subtract", wiener=0, chunk_frames=None,
+                  overwrite=False, progress=None):
+    """Separates one audio file into `out_dir/<name>/vocals.wav` and `accompaniment.wav`.
+
+    Args:
+        model, config: a keras-dae model and its `SpectralConfig` (`separation.resolve`).
+        path: the input file (anything ffmpeg decodes; `.stem.mp4`: the mixture).
+        out_dir: str or `Path`, the output root.
+        name: the output directory's name; default `output_name(path)`.
+        mask, wiener, chunk_frames: see `separation.separate_waveform`.
+        overwrite: replace existing outputs.
+        progress: callable or None, called as `progress(seconds_done, seconds_total)`.
+
+    Returns:
+        dict stem -> `Path` of the written WAV.
+
+    Raises:
+        audiofile.AudioFileError: the input cannot be decoded (names the file).
+        FileExistsError: outputs exist and not `overwrite`.
+        OSError: the output directory cannot be written.
+    """
+    info = audiofile.probe(path)
+    target = Path(out_dir) / (name or output_name(path))
+    _check_outputs(target, overwrite)
+    created = not target.exists()
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(f"cannot create output directory '{target}': {error.strerror or error}") from None
+    try:
+        with tempfile.TemporaryDirectory(dir=target, prefix=".keras-dae-") as tmp:
+            tmp = Path(tmp)
+            written = _separate_into(model, config, info, tmp, mask, wiener, chunk_frames, progress)
+            _check_outputs(target, overwrite)  # someone else may have written meanwhile
+            outputs = {}
+            for stem in STEMS:
+                outputs[stem] = target / f"{stem}.wav"
+                os.replace(written[stem], outputs[stem])
+        return outputs
+    except BaseException:
+        if created:
+            shutil.rmtree(target, ignore_errors=True)
+        raise
+
+
+def _separate_into(model, config, info, tmp, mask, wiener, chunk_frames, progress):
+    native_path = tmp / "input.wav"
+    model_path = tmp / "model-rate.wav" if info.sample_rate != config.sample_rate else native_path
+    num_samples = _decode(info, native_path, model_path, config.sample_rate)
+    seconds = num_samples / info.sample_rate
+    stems = {stem: tmp / f"{stem}.wav" for stem in STEMS}
+    back = _Resampler(config.sample_rate, info.sample_rate, info.channels)
+    with contextlib.ExitStack() as stack:
+        source = stack.enter_context(soundfile.SoundFile(str(model_path)))
+        mixture = stack.enter_context(soundfile.SoundFile(str(native_path)))
+        writers = {stem: stack.enter_context(_writer(stems[stem], info.sample_rate, info.channels)) for stem in STEMS}
+
+        def read(start, stop):
+            source.seek(start)
+            return source.read(stop - start, dtype="float32", always_2d=True)
+
+        done = 0
+
+        def emit(vocals):
+            nonlocal done
+            vocals = vocals[: num_samples - done]
+            if len(vocals) == 0:
+                return
+            mix = mixture.read(len(vocals), dtype="float32", always_2d=True)
+            writers["vocals"].write(vocals)
+            writers["accompaniment"].write(mix - vocals)
+            done += len(vocals)
+            if progress is not None:
+                progress(done / info.sample_rate, seconds)
+
+        blocks = separate_blocks(model, read, source.frames, info.channels, config, mask=mask, wiener=wiener,
+                                 chunk_frames=chunk_frames)
+        for block in blocks:
+            emit(back.push(block))
+        emit(back.flush())
+        if done < num_samples:  # the resampled length can fall a sample short
+            emit(np.zeros((num_samples - done, info.channels), np.float32))
+    return stems
+
+
+def separate_files(model, config, paths, out_dir, *, on_done=None, on_error=None, progress_for=None, **options):
+    """Separates each of `paths`; a file that fails does not stop the others.
+
+    Args:
+        model, config: see `separate_file`.
+        paths: input files.
+        out_dir: the output root; one directory per input (`output_names`).
+        on_done: callable `(path, outputs)` or None.
+        on_error: callable `(path, error)` or None.
+        progress_for: callable `path -> progress callable` or None.
+        **options: `mask`, `wiener`, `chunk_frames`, `overwrite` (see `separate_file`).
+
+    Returns:
+        `(done, failed)`: lists of `(path, outputs)` and `(path, error)`.
+    """
+    done, failed = [], []
+    for path, name in zip(paths, output_names(paths)):
+        try:
+            progress = progress_for(path) if progress_for else None
+            outputs = separate_file(model, config, path, out_dir, name=name, progress=progress, **options)
+        except (ValueError, OSError) as error:
+            failed.append((path, error))
+            if on_error:
+                on_error(path, error)
+            continue
+        done.append((path, outputs))
+        if on_done:
+            on_done(path, outputs)
+    return done, failed
