@@ -42,6 +42,7 @@ COMMANDS = (
     train_commands.train,
     analysis_commands.couplings,
     separation_commands.separate,
+    separation_commands.evaluate,
 )
 for _command in COMMANDS:
     cli.add_command(_command)

@@ -1,10 +1,10 @@
-"""`keras-dae separate`: forwards to `keras_dae.separate_files`."""
+"""`keras-dae separate` and `keras-dae evaluate`: forward to `keras_dae.separate_files` and `keras_dae.evaluation`."""
 
 import sys
 
 import click
 
-from keras_dae_cli.common import STATE, import_library, log, model_spectral_config, spectral_options
+from keras_dae_cli.common import STATE, data_options, import_library, log, model_spectral_config, spectral_options
 
 
 def _load(ctx, model_path, spectral):
@@ -84,3 +84,57 @@ def separate(ctx, inputs, model_path, out, mask, wiener, chunk_frames, overwrite
     if errors and len(inputs) > 1:
         log.warning("%d of %d files failed; %d separated.", len(errors), len(inputs), len(finished))
     return 1 if errors else 0
+
+
+@click.command("evaluate")
+@click.option("--model", "model_path", type=click.Path(), required=True,
+              help="Trained model: a run directory or its model.keras.")
+@data_options(subset="test")
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Output directory: museval JSON per method and track, results.md/csv/json.")
+@click.option("--mask", type=click.Choice(("subtract", "soft")), default="subtract", show_default=True,
+              help="Separation mask (see `keras-dae separate`).")
+@click.option("--wiener", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Iterations of multichannel Wiener filtering; 0: none.")
+@click.option("--references/--no-references", default=True, show_default=True,
+              help="Also score the mixture (floor) and the ideal ratio mask (ceiling).")
+@spectral_options
+@click.option("--overwrite", is_flag=True, help="Recompute every track (default: resume, skipping finished ones).")
+@click.pass_context
+def evaluate(ctx, model_path, root, is_wav, subset, split, out, mask, wiener, references, overwrite, **spectral):
+    """Score a model with museval (BSS Eval v4) on MUSDB tracks.
+
+    Separates every track of --subset (default test; --root or MUSDB_PATH,
+    otherwise the embedded 6-second excerpt), saves each track's museval JSON
+    as it finishes, and prints SDR, SIR, SAR and ISR of vocals and
+    accompaniment: the median over each track's 1-second windows, then the
+    median and the mean over tracks. Rerunning resumes where it stopped.
+    """
+    import_library()
+    from keras_dae import evaluation, runs
+    from keras_dae.data.tracks import list_tracks
+
+    model, config = _load(ctx, model_path, spectral)
+    tracks = list_tracks(root, is_wav=is_wav, subsets=subset, split=split)
+    bar = None if STATE["quiet"] else _track_bar(len(tracks))
+
+    def on_track(index, track, computed):
+        if bar:
+            bar.update(index + 1)
+        if not computed:
+            log.info("%s: finished earlier, skipped", track.name)
+
+    methods = evaluation.METHODS if references else ("model",)
+    summary = evaluation.evaluate(
+        model, tracks, out, config=config, model_file=runs.model_file(model_path), mask=mask, wiener=wiener,
+        methods=methods, overwrite=overwrite, on_track=on_track,
+    )
+    table = evaluation.write_summary(out, summary)
+    click.echo(table, nl=False)
+    click.echo(f"wrote {out}/results.md, results.csv, results.json and one museval JSON per track")
+
+
+def _track_bar(total):
+    import keras
+
+    return keras.utils.Progbar(total, unit_name="track")

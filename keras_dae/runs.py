@@ -159,6 +159,12 @@ def backup_epoch(backup_dir):
         return 0
 
 
+def model_file(path):
+    """The `.keras` file of a run directory or model path."""
+    path = Path(path)
+    return path / MODEL if path.is_dir() else path
+
+
 def load_run_model(path):
     """Loads a trained keras-dae model: a `.keras` file or a run directory.
 
@@ -175,11 +181,9 @@ def load_run_model(path):
 
     from keras_dae.models import describe_model
 
-    path = Path(path)
-    if path.is_dir():
-        if not (path / MODEL).is_file():
-            raise ValueError(f"'{path}' is a directory without a {MODEL}; give a run directory or a .keras file.")
-        path = path / MODEL
+    if Path(path).is_dir() and not model_file(path).is_file():
+        raise ValueError(f"'{path}' is a directory without a {MODEL}; give a run directory or a .keras file.")
+    path = model_file(path)
     if not path.is_file():
         raise ValueError(f"model '{path}' does not exist.")
     try:

@@ -1,0 +1,239 @@
+"""BSS Eval v4 of a model on MUSDB tracks, with the mixture (floor) and ideal-ratio-mask (ceiling) references.
+
+For every track, three methods are scored with `museval.eval_mus_track`
+(1-second windows and hops, the SiSEC 2018 convention), vocals and
+accompaniment, as SDR, SIR, SAR and ISR per window:
+
+    model    `keras_dae.separate` with the given mask / Wiener settings
+    mixture  the mixture itself as both estimates: the floor any separator
+             should beat
+    irm      the ideal ratio mask |V| / (|V| + |A|) of the true sources applied
+             to the mixture STFT over all bins (the model's STFT settings),
+             accompaniment = mixture - vocals: the ceiling of magnitude
+             masking with the mixture phase
+
+The mixture is the sum of the four sources, the accompaniment the sum of
+drums, bass and other (musdb's convention). Each (method, track) score is
+saved as museval's JSON in `OUT/<method>/<subset>/<track>.json` as soon as it
+is computed (atomically), so a stopped evaluation resumes by skipping the
+files already there. `OUT/evaluation.json` records the model file's SHA-256
+and the settings; resuming into a directory of another model or settings is
+refused.
+
+The summary aggregates like SiSEC: the median over a track's windows (NaN
+windows, e.g. silent vocals, are ignored), then the median and the mean of
+those over tracks.
+"""
+
+import dataclasses
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from keras_dae import spectral
+from keras_dae.atomic import atomic_path
+from keras_dae.data.example import SOURCES
+from keras_dae.data.tracks import read_track
+from keras_dae.separation import separate
+
+log = logging.getLogger(__name__)
+
+METHODS = ("model", "mixture", "irm")
+TARGETS = ("vocals", "accompaniment")
+METRICS = ("SDR", "SIR", "SAR", "ISR")
+STATISTICS = ("median", "mean")
+SETTINGS = "evaluation.json"
+EPSILON = 1e-12
+
+
+@dataclasses.dataclass
+class _Target:
+    audio: np.ndarray
+
+
+@dataclasses.dataclass
+class _MusTrack:
+    """What `museval.eval_mus_track` reads of a musdb `Track`."""
+
+    name: str
+    subset: str
+    rate: int
+    targets: dict
+
+
+def load_sources(track):
+    """`(mixture, {"vocals": ..., "accompaniment": ...})` of a `TrackInfo`, float32 `(samples, 2)`."""
+    sources = read_track(track)
+    vocals = sources[SOURCES.index("vocals")]
+    mixture = sources.sum(axis=0)
+    return mixture, {"vocals": vocals, "accompaniment": mixture - vocals}
+
+
+def ideal_ratio_mask(mixture, vocals, accompaniment, config):
+    """Vocals and accompaniment by the magnitude ratio mask of the true sources (all bins)."""
+    config = dataclasses.replace(config, num_bins=config.max_bins)
+
+    def spectrum(audio):
+        return spectral.stft(np.ascontiguousarray(audio.T), config)
+
+    voice, rest = np.abs(spectrum(vocals)), np.abs(spectrum(accompaniment))
+    mask = voice / (voice + rest + EPSILON)
+    estimate = spectral.istft(mask.astype(np.complex64) * spectrum(mixture), len(mixture), config).numpy().T
+    return {"vocals": estimate, "accompaniment": mixture - estimate}
+
+
+def file_digest(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_settings(out, settings, overwrite):
+    path = Path(out) / SETTINGS
+    if path.exists() and not overwrite:
+        try:
+            previous = json.loads(path.read_text())
+        except (OSError, ValueError):
+            previous = None
+        if previous != settings:
+            changed = sorted(k for k in settings if (previous or {}).get(k) != settings[k])
+            raise ValueError(
+                f"'{out}' holds an evaluation with other settings ({', '.join(changed) or 'unreadable'}); "
+                "use another --out, or --overwrite to start it again."
+            )
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(settings, indent=2, sort_keys=True))
+
+
+def score_path(out, method, track):
+    return Path(out) / method / track.subset / f"{track.name}.json"
+
+
+def _finished(path):
+    try:
+        return bool(json.loads(path.read_text()).get("targets"))
+    except (OSError, ValueError):
+        return False
+
+
+def evaluate(model, tracks, out, *, config, model_file=None, mask="subtract", wiener=0, methods=METHODS,
+             overwrite=False, on_track=None):
+    """Scores `methods` on `tracks`, saving each track's museval JSON as it finishes.
+
+    Args:
+        model, config: a keras-dae model and its `SpectralConfig` (`separation.resolve`).
+        tracks: list of `TrackInfo` (`keras_dae.data.tracks.list_tracks`).
+        out: the output directory.
+        model_file: the model's file, recorded by its SHA-256 so that a resumed
+            evaluation is of the same model.
+        mask, wiener: the separation settings (`separation.separate`).
+        methods: which of `METHODS` to score.
+        overwrite: recompute everything (otherwise finished tracks are skipped).
+        on_track: callable `(index, track, computed)` after each track, `computed`
+            the methods scored now (not resumed).
+
+    Returns:
+        the summary, see `summarize`.
+    """
+    import museval
+
+    out = Path(out)
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise ValueError(f"Unknown methods {unknown}; valid ones are {', '.join(METHODS)}.")
+    settings = {"mask": mask, "wiener": wiener, "spectral": config.to_dict(),
+                "model_sha256": file_digest(model_file) if model_file else None}
+    _check_settings(out, settings, overwrite)
+    for index, track in enumerate(tracks):
+        todo = [m for m in methods if overwrite or not _finished(score_path(out, m, track))]
+        if todo:
+            mixture, references = load_sources(track)
+            target = _MusTrack(track.name, track.subset, track.rate,
+                               {name: _Target(audio) for name, audio in references.items()})
+        for method in todo:
+            if method == "model":
+                estimates = separate(model, mixture, track.rate, config=config, mask=mask, wiener=wiener)
+            elif method == "mixture":
+                estimates = {"vocals": mixture, "accompaniment": mixture}
+            else:
+                estimates = ideal_ratio_mask(mixture, references["vocals"], references["accompaniment"], config)
+            scores = museval.eval_mus_track(target, estimates)
+            with atomic_path(score_path(out, method, track)) as tmp:
+                tmp.write_text(scores.json)
+        if on_track:
+            on_track(index, track, todo)
+    return summarize(out, tracks, methods)
+
+
+def track_medians(path):
+    """`{target: {metric: median over windows}}` of one museval JSON (NaN windows ignored)."""
+    found = json.loads(Path(path).read_text())
+    medians = {}
+    for target in found["targets"]:
+        values = {metric: [frame["metrics"][metric] for frame in target["frames"]] for metric in METRICS}
+        medians[target["name"]] = {
+            metric: _nan_statistic(np.nanmedian, np.asarray(v, np.float64)) for metric, v in values.items()
+        }
+    return medians
+
+
+def _nan_statistic(function, values):
+    values = np.asarray(values, np.float64)
+    values = values[~np.isnan(values)]
+    return float(function(values)) if len(values) else float("nan")
+
+
+def summarize(out, tracks, methods=METHODS):
+    """`{method: {target: {metric: {"median": x, "mean": y}}}}` over the tracks' window medians."""
+    summary = {}
+    for method in methods:
+        per_track = [track_medians(score_path(out, method, track)) for track in tracks
+                     if score_path(out, method, track).exists()]
+        summary[method] = {
+            target: {
+                metric: {
+                    "median": _nan_statistic(np.median, [t[target][metric] for t in per_track]),
+                    "mean": _nan_statistic(np.mean, [t[target][metric] for t in per_track]),
+                }
+                for metric in METRICS
+            }
+            for target in TARGETS
+        }
+        summary[method]["tracks"] = len(per_track)
+    return summary
+
+
+def format_table(summary):
+    """The summary as a Markdown table: one row per method, target and statistic."""
+    header = "| method | target | over tracks | " + " | ".join(f"{m} (dB)" for m in METRICS) + " |"
+    lines = [header, "|" + "---|" * 3 + "---:|" * len(METRICS)]
+    for method, targets in summary.items():
+        for target in TARGETS:
+            for statistic in STATISTICS:
+                cells = [f"{targets[target][m][statistic]:.2f}" for m in METRICS]
+                lines.append(f"| {method} | {target} | {statistic} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(out, summary):
+    """`OUT/results.md`, `results.csv` and `results.json`; returns the Markdown table."""
+    out = Path(out)
+    table = format_table(summary)
+    with atomic_path(out / "results.md") as tmp:
+        tmp.write_text(table)
+    rows = ["method,target,statistic," + ",".join(METRICS)]
+    for method, targets in summary.items():
+        for target in TARGETS:
+            for statistic in STATISTICS:
+                rows.append(",".join([method, target, statistic]
+                                     + [f"{targets[target][m][statistic]:.4f}" for m in METRICS]))
+    with atomic_path(out / "results.csv") as tmp:
+        tmp.write_text("\n".join(rows) + "\n")
+    with atomic_path(out / "results.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, sort_keys=True))
+    return table
