@@ -90,21 +90,51 @@ def _writer(path, rate, channels):
 
 
 def _decode(info, native_path, model_path, model_rate):
-    """Decodes `info.path` to `native_path` (and at `model_rate` to `model_path`); returns its sample count."""
+    """Decodes `info.path` to raw float32 `native_path` (and at `model_rate` to `model_path`).
+
+    Returns:
+        `(input samples, model-rate samples)`.
+    """
     resampler = _Resampler(info.sample_rate, model_rate, info.channels)
-    total = 0
+    counts = [0, 0]
     with contextlib.ExitStack() as stack:
-        native = stack.enter_context(_writer(native_path, info.sample_rate, info.channels))
-        model = (stack.enter_context(_writer(model_path, model_rate, info.channels))
-                 if model_path != native_path else None)
-        for block in audiofile.decode_blocks(info):
-            native.write(block)
-            total += len(block)
+        native = stack.enter_context(open(native_path, "wb"))
+        model = stack.enter_context(open(model_path, "wb")) if model_path != native_path else None
+
+        def write_model(block):
             if model is not None:
-                model.write(resampler.push(block))
-        if model is not None:
-            model.write(resampler.flush())
-    return total
+                model.write(np.ascontiguousarray(block, np.float32).tobytes())
+            counts[1] += len(block)
+
+        for block in audiofile.decode_blocks(info):
+            native.write(block.tobytes())
+            counts[0] += len(block)
+            write_model(resampler.push(block))
+        write_model(resampler.flush())
+    return tuple(counts)
+
+
+class _RawReader:
+    """Random-access reads of a raw float32 temporary (plain reads: a memory map would keep
+    every page read resident in this process, growing with the input's length)."""
+
+    def __init__(self, path, samples, channels):
+        self.handle = open(path, "rb")
+        self.samples, self.channels = samples, channels
+
+    def __len__(self):
+        return self.samples
+
+    def __getitem__(self, span):
+        start, stop = max(span.start, 0), min(span.stop, self.samples)
+        if stop <= start:
+            return np.zeros((0, self.channels), np.float32)
+        self.handle.seek(start * 4 * self.channels)
+        data = self.handle.read((stop - start) * 4 * self.channels)
+        return np.frombuffer(data, np.float32).reshape(-1, self.channels)
+
+    def close(self):
+        self.handle.close()
 
 
 def _check_outputs(target, overwrite):
@@ -159,21 +189,19 @@ def separate_file(model, config, path, out_dir, *, name=None, mask="subtract", w
 
 
 def _separate_into(model, config, info, tmp, mask, wiener, chunk_frames, progress):
-    native_path = tmp / "input.wav"
-    model_path = tmp / "model-rate.wav" if info.sample_rate != config.sample_rate else native_path
-    num_samples = _decode(info, native_path, model_path, config.sample_rate)
+    # Temporaries are raw float32 (no WAV layer: memory-mapped reads, no fsync on close).
+    native_path = tmp / "input.f32"
+    model_path = tmp / "model-rate.f32" if info.sample_rate != config.sample_rate else native_path
+    num_samples, model_samples = _decode(info, native_path, model_path, config.sample_rate)
     seconds = num_samples / info.sample_rate
+    mixture = _RawReader(native_path, num_samples, info.channels)
+    source = _RawReader(model_path, model_samples, info.channels)
     stems = {stem: tmp / f"{stem}.wav" for stem in STEMS}
     back = _Resampler(config.sample_rate, info.sample_rate, info.channels)
     with contextlib.ExitStack() as stack:
-        source = stack.enter_context(soundfile.SoundFile(str(model_path)))
-        mixture = stack.enter_context(soundfile.SoundFile(str(native_path)))
+        stack.callback(mixture.close)
+        stack.callback(source.close)
         writers = {stem: stack.enter_context(_writer(stems[stem], info.sample_rate, info.channels)) for stem in STEMS}
-
-        def read(start, stop):
-            source.seek(start)
-            return source.read(stop - start, dtype="float32", always_2d=True)
-
         done = 0
 
         def emit(vocals):
@@ -181,15 +209,14 @@ def _separate_into(model, config, info, tmp, mask, wiener, chunk_frames, progres
             vocals = vocals[: num_samples - done]
             if len(vocals) == 0:
                 return
-            mix = mixture.read(len(vocals), dtype="float32", always_2d=True)
             writers["vocals"].write(vocals)
-            writers["accompaniment"].write(mix - vocals)
+            writers["accompaniment"].write(mixture[done : done + len(vocals)] - vocals)
             done += len(vocals)
             if progress is not None:
                 progress(done / info.sample_rate, seconds)
 
-        blocks = separate_blocks(model, read, source.frames, info.channels, config, mask=mask, wiener=wiener,
-                                 chunk_frames=chunk_frames)
+        blocks = separate_blocks(model, lambda start, stop: source[start:stop], len(source), info.channels, config,
+                                 mask=mask, wiener=wiener, chunk_frames=chunk_frames)
         for block in blocks:
             emit(back.push(block))
         emit(back.flush())

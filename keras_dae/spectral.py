@@ -248,21 +248,36 @@ def overlap_add(spectrum, config=SpectralConfig()):
     `n` is among the given frames, so consecutive runs of frames can be
     inverted chunk by chunk. `istft` trims the padding off this.
     """
+    return tf.signal.overlap_and_add(inverse_frames(spectrum, config), config.hop_length)
+
+
+def window_arrays(config=SpectralConfig()):
+    """The analysis window and `inverse_frames`' synthesis window, float32 NumPy `(window_length,)`."""
+    analysis = _window_fn(config)(config.window_length, dtype=tf.float32)
+    synthesis = tf.signal.inverse_stft_window_fn(config.hop_length, forward_window_fn=_window_fn(config))(
+        config.window_length, tf.float32
+    )
+    return analysis.numpy(), synthesis.numpy()
+
+
+def inverse_frames(spectrum, config=SpectralConfig()):
+    """The windowed inverse FFT of each frame, `(..., frames, window_length)`, before overlap-add.
+
+    `overlap_add` sums frame `k` into samples `[k * hop, k * hop + window)`;
+    this is `tf.signal.inverse_stft` without that last step (bins above
+    `num_bins` taken as zero).
+    """
     spectrum = tf.convert_to_tensor(spectrum, tf.complex64)
     missing = config.max_bins - config.num_bins
     if missing:
         rank = tf.rank(spectrum)
         paddings = tf.concat([tf.zeros([rank - 1, 2], tf.int32), [[0, missing]]], axis=0)
         spectrum = tf.pad(spectrum, paddings)
-    return tf.signal.inverse_stft(
-        spectrum,
-        frame_length=config.window_length,
-        frame_step=config.hop_length,
-        fft_length=config.fft_length,
-        window_fn=tf.signal.inverse_stft_window_fn(
-            config.hop_length, forward_window_fn=_window_fn(config)
-        ),
+    frames = tf.signal.irfft(spectrum, [config.fft_length])[..., : config.window_length]
+    window = tf.signal.inverse_stft_window_fn(config.hop_length, forward_window_fn=_window_fn(config))(
+        config.window_length, tf.float32
     )
+    return frames * window
 
 
 def istft_with_phase(magnitude_spectrum, reference, length, config=SpectralConfig()):
