@@ -58,6 +58,7 @@ class _Chunker:
         self.config, self.mask, self.wiener = config, mask, wiener
         self.analysis, self.synthesis = spectral.window_arrays(config)
         self.predict = _traced_model(model, config.num_bins)
+        self.gain = _traced_gain(model, config.num_bins) if mask == "subtract" and not wiener else None
 
     def spectrum(self, piece):
         """`(channels, frames, num_bins)` complex64 STFT of padded samples (`spectral.stft_frames`)."""
@@ -75,20 +76,26 @@ class _Chunker:
         config = self.config
         spectrum = self.spectrum(piece)
         magnitude = np.abs(spectrum)
-        estimate = self.predict(magnitude.reshape(-1, magnitude.shape[-1])).numpy().reshape(magnitude.shape)
+        flat = magnitude.reshape(-1, magnitude.shape[-1])
         # The vocals' bins written into the inverse FFT's input, zero above num_bins.
         vocals = np.zeros(spectrum.shape[:-1] + (config.max_bins,), np.complex64)
         kept = vocals[..., : config.num_bins]
+        if self.gain is not None:  # V X / |X|: the mixture's phase (no vocals where the mixture bin is exactly 0)
+            np.multiply(spectrum, self.gain(flat).numpy().reshape(magnitude.shape), out=kept)
+            return self._inverse(vocals)
+        estimate = self.predict(flat).numpy().reshape(magnitude.shape)
         if self.wiener:
             kept[...] = _wiener(spectrum, estimate, np.maximum(magnitude - estimate, 0), self.wiener)
-        elif self.mask == "soft":
+        else:  # soft
             power = estimate * estimate
             accompaniment = np.maximum(magnitude - estimate, 0)
             np.multiply(spectrum, power / (power + accompaniment * accompaniment + EPSILON), out=kept)
-        else:  # V X / |X|: the mixture's phase (no vocals where the mixture bin is exactly 0)
-            np.multiply(spectrum, estimate / np.maximum(magnitude, TINY), out=kept)
-        frames = scipy.fft.irfft(vocals, n=config.fft_length, axis=-1, workers=WORKERS)
-        return frames[..., : config.window_length] * self.synthesis
+        return self._inverse(vocals)
+
+    def _inverse(self, vocals):
+        """Windowed inverse FFT of full-band frames (bins above num_bins zero)."""
+        frames = scipy.fft.irfft(vocals, n=self.config.fft_length, axis=-1, workers=WORKERS)
+        return frames[..., : self.config.window_length] * self.synthesis
 
 
 _TRACED = weakref.WeakKeyDictionary()
@@ -112,23 +119,48 @@ logging.getLogger("tensorflow").addFilter(_OwnTracingFilter())
 
 def _traced_model(model, num_bins):
     """`model` on `(frames, num_bins)` float32, traced once per model."""
-    if model not in _TRACED:
+    key = ("model", num_bins)
+    functions = _TRACED.setdefault(model, {})
+    if key not in functions:
 
         @tf.function(input_signature=[tf.TensorSpec([None, num_bins], tf.float32)])
         def predict_frames(frames):
             return model(frames, training=False)
 
-        _TRACED[model] = predict_frames
-    return _TRACED[model]
+        functions[key] = predict_frames
+    return functions[key]
+
+
+def _traced_gain(model, num_bins):
+    """`V / |X|` from magnitudes `|X|` `(frames, num_bins)`: the subtract mask's gain, traced once per model."""
+    key = ("gain", num_bins)
+    functions = _TRACED.setdefault(model, {})
+    if key not in functions:
+
+        @tf.function(input_signature=[tf.TensorSpec([None, num_bins], tf.float32)])
+        def predict_frames(magnitude):
+            return model(magnitude, training=False) / tf.maximum(magnitude, TINY)
+
+        functions[key] = predict_frames
+    return functions[key]
 
 
 def _overlap_add(frames, hop):
-    """`(channels, frames, width)` summed at `hop` spacing, as `tf.signal.overlap_and_add` (faster here)."""
+    """`(channels, frames, width)` summed at `hop` spacing, as `tf.signal.overlap_and_add`.
+
+    Each frame is cut into `ceil(width / hop)` hop-long pieces; piece `j` of
+    frame `k` lands on output block `k + j`, so the sum is that many
+    vectorised adds instead of one per frame.
+    """
     channels, count, width = frames.shape
-    out = np.zeros((channels, (count - 1) * hop + width), np.float32)
-    for index in range(count):
-        out[:, index * hop : index * hop + width] += frames[:, index]
-    return out
+    pieces = -(-width // hop)
+    padded = np.zeros((channels, count, pieces * hop), np.float32)
+    padded[..., :width] = frames
+    padded = padded.reshape(channels, count, pieces, hop)
+    blocks = np.zeros((channels, count + pieces - 1, hop), np.float32)
+    for piece in range(pieces):
+        blocks[:, piece : piece + count] += padded[:, :, piece]
+    return blocks.reshape(channels, -1)[:, : (count - 1) * hop + width]
 
 
 def _wiener(spectrum, vocals, accompaniment, iterations):

@@ -53,3 +53,14 @@ def test_bad_arguments(model):
         separate_waveform(model, _audio(10), CONFIG, chunk_frames=0)
     with pytest.raises(ValueError, match="samples > 0"):
         separate_waveform(model, np.zeros((0, 2), np.float32), CONFIG)
+
+
+@pytest.mark.parametrize(("width", "hop"), [(2049, 384), (10, 10), (10, 3), (7, 1)])
+def test_overlap_add_equals_tensorflows(width, hop):
+    import tensorflow as tf
+
+    from keras_dae.separation import _overlap_add
+
+    frames = np.random.default_rng(width).standard_normal((2, 13, width)).astype(np.float32)
+    np.testing.assert_allclose(_overlap_add(frames, hop), tf.signal.overlap_and_add(frames, hop).numpy(),
+                               atol=1e-5)
