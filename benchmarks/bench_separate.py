@@ -189,7 +189,7 @@ def chunk_breakdown(model, config, repeats=3):
     chunk = model_only = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        chunker.vocals_frames(piece)
+        chunker.vocals(piece)
         chunk = min(chunk, time.perf_counter() - start)
         start = time.perf_counter()
         chunker.predict(magnitude).numpy()

@@ -71,8 +71,8 @@ class _Chunker:
         np.multiply(frames, self.analysis, out=padded[..., : config.window_length])
         return scipy.fft.rfft(padded, axis=-1, workers=WORKERS)[..., : config.num_bins]
 
-    def vocals_frames(self, piece):
-        """Windowed inverse FFT of the vocals' frames `(channels, frames, window_length)`."""
+    def vocals(self, piece):
+        """The vocals of padded samples `(channels, samples)`, overlap-added: `(channels, (frames - 1) * hop + window)`."""
         config = self.config
         spectrum = self.spectrum(piece)
         magnitude = np.abs(spectrum)
@@ -93,9 +93,9 @@ class _Chunker:
         return self._inverse(vocals)
 
     def _inverse(self, vocals):
-        """Windowed inverse FFT of full-band frames (bins above num_bins zero)."""
+        """Overlap-added windowed inverse FFT of full-band frames (bins above num_bins zero)."""
         frames = scipy.fft.irfft(vocals, n=self.config.fft_length, axis=-1, workers=WORKERS)
-        return frames[..., : self.config.window_length] * self.synthesis
+        return _overlap_add(frames[..., : self.config.window_length], self.config.hop_length, self.synthesis)
 
 
 _TRACED = weakref.WeakKeyDictionary()
@@ -145,8 +145,8 @@ def _traced_gain(model, num_bins):
     return functions[key]
 
 
-def _overlap_add(frames, hop):
-    """`(channels, frames, width)` summed at `hop` spacing, as `tf.signal.overlap_and_add`.
+def _overlap_add(frames, hop, window=None):
+    """`(channels, frames, width)` (times `window`) summed at `hop` spacing, as `tf.signal.overlap_and_add`.
 
     Each frame is cut into `ceil(width / hop)` hop-long pieces; piece `j` of
     frame `k` lands on output block `k + j`, so the sum is that many
@@ -155,7 +155,10 @@ def _overlap_add(frames, hop):
     channels, count, width = frames.shape
     pieces = -(-width // hop)
     padded = np.zeros((channels, count, pieces * hop), np.float32)
-    padded[..., :width] = frames
+    if window is None:
+        padded[..., :width] = frames
+    else:
+        np.multiply(frames, window, out=padded[..., :width])
     padded = padded.reshape(channels, count, pieces, hop)
     blocks = np.zeros((channels, count + pieces - 1, hop), np.float32)
     for piece in range(pieces):
@@ -325,7 +328,7 @@ def separate_blocks(model, read, num_samples, channels, config, *, mask="subtrac
             piece[:, offset : offset + source_stop - source_start] = np.asarray(
                 read(source_start, source_stop), np.float32
             ).T
-        restored = _overlap_add(chunker.vocals_frames(piece), hop)
+        restored = chunker.vocals(piece)
         # This chunk's exact samples: padded [first * hop, last * hop), to the end for the last chunk,
         # clipped to the input's samples [pad_left, pad_left + num_samples).
         keep_start = max(first * hop, pad_left)
