@@ -41,7 +41,7 @@ def models(archs, num_bins, hidden_size):
 @click.option("--num-bins", type=click.IntRange(min=1), default=2049, show_default=True,
               help="Lowest bins to show (2049 = all, up to the Nyquist frequency).")
 def spectrogram(audio, out, num_bins):
-    """Plot the spectrogram of AUDIO (WAV/FLAC/OGG), or of the embedded example.
+    """Plot the spectrogram of AUDIO (any format ffmpeg decodes), or of the embedded example.
 
     Without AUDIO, plots the mixture, vocals and accompaniment of the real
     6-second MUSDB18 excerpt that ships with stempeg.

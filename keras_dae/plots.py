@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 
 from keras_dae import spectral
 from keras_dae.atomic import atomic_path
-from keras_dae.audio import load_audio
+from keras_dae.audiofile import read_audio
 from keras_dae.data.example import load_example
 
 
@@ -98,7 +98,7 @@ def plot_audio_spectrograms(audio_path, out, num_bins=None):
         }
         rate, title = track.rate, f"{track.name} (embedded MUSDB18 excerpt)"
     else:
-        audio, rate = load_audio(audio_path)
+        audio, rate = read_audio(audio_path)
         waveforms = {"mixture (mono)": audio.mean(axis=1, keepdims=True)}
         title = str(audio_path)
     config = spectral.SpectralConfig(sample_rate=rate)
