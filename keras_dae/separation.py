@@ -145,6 +145,33 @@ def _traced_gain(model, num_bins):
     return functions[key]
 
 
+def _trim_heap():
+    """Returns freed heap memory to the system (glibc's `malloc_trim`; elsewhere nothing).
+
+    A chunk allocates arrays of a few to tens of MB; glibc serves the ones
+    under its (self-raising) mmap threshold from the heap, whose free holes
+    were measured to grow the resident size with the input's length (1.19 GB
+    after 3 minutes, 1.37 GB after 60 at 744 bins). Trimming after each chunk
+    keeps it flat.
+    """
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _load_libc():
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+_LIBC = _load_libc()
+
+
 def _overlap_add(frames, hop, window=None):
     """`(channels, frames, width)` (times `window`) summed at `hop` spacing, as `tf.signal.overlap_and_add`.
 
@@ -329,6 +356,7 @@ def separate_blocks(model, read, num_samples, channels, config, *, mask="subtrac
                 read(source_start, source_stop), np.float32
             ).T
         restored = chunker.vocals(piece)
+        _trim_heap()
         # This chunk's exact samples: padded [first * hop, last * hop), to the end for the last chunk,
         # clipped to the input's samples [pad_left, pad_left + num_samples).
         keep_start = max(first * hop, pad_left)
