@@ -43,6 +43,7 @@ COMMANDS = (
     analysis_commands.couplings,
     separation_commands.separate,
     separation_commands.evaluate,
+    separation_commands.export,
 )
 for _command in COMMANDS:
     cli.add_command(_command)

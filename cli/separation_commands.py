@@ -138,3 +138,28 @@ def _track_bar(total):
     import keras
 
     return keras.utils.Progbar(total, unit_name="track")
+
+
+@click.command("export")
+@click.option("--model", "model_path", type=click.Path(), required=True,
+              help="Trained model: a run directory or its model.keras.")
+@click.option("--out", "base", type=click.Path(file_okay=False), required=True,
+              help="Model base path of TF Serving: writes OUT/NAME/VERSION/.")
+@click.option("--name", default=None, help="Model name (default: the run directory's name).")
+@click.option("--version", "version", type=click.IntRange(min=1), default=None,
+              help="Version number (default: one more than the highest under OUT/NAME).")
+@spectral_options
+@click.pass_context
+def export(ctx, model_path, base, name, version, **spectral):
+    """Export a trained model as a SavedModel for TensorFlow Serving.
+
+    Signatures: serving_default (waveforms (batch, samples) at the model's
+    rate -> vocals, accompaniment) and spectrogram (magnitudes (batch,
+    frames, num_bins) -> vocals). The version appears atomically.
+    """
+    import_library()
+    from keras_dae.export import default_name, export_model
+
+    model, config = _load(ctx, model_path, spectral)
+    target = export_model(model, config, base, name or default_name(model_path), version)
+    click.echo(f"wrote {target} (signatures serving_default, spectrogram; {config.sample_rate} Hz mono waveforms)")

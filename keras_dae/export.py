@@ -1,0 +1,117 @@
+"""SavedModel export for TensorFlow Serving: waveform in, stems out.
+
+`export_model` writes TF Serving's layout `BASE/NAME/VERSION/` with Keras 3's
+`ExportArchive`. Signatures (all with a `None` batch dimension):
+
+    serving_default  inputs  `waveforms` float32 `(batch, samples)`: mono
+                             waveforms at the model's sample rate
+                     outputs `vocals`, `accompaniment`: float32, same shape
+                             (STFT, model, mixture phase, inverse STFT and
+                             accompaniment = mixture - vocals, in the graph)
+    spectrogram      inputs  `magnitudes` float32 `(batch, frames, num_bins)`
+                     outputs `vocals`: float32, same shape (the model per frame)
+
+The version is written to a hidden temporary directory beside it and
+renamed into place when complete, so a server watching `BASE/NAME` never
+sees a half-written version.
+"""
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from keras_dae import spectral
+
+SIGNATURES = ("serving_default", "spectrogram")
+_VERSION = re.compile(r"^[0-9]+$")
+
+
+def next_version(directory):
+    """One more than the highest numeric version under `directory` (1 if none)."""
+    directory = Path(directory)
+    versions = [int(p.name) for p in directory.iterdir() if p.is_dir() and _VERSION.match(p.name)] \
+        if directory.is_dir() else []
+    return max(versions, default=0) + 1
+
+
+def separate_graph(model, config, waveforms):
+    """Vocals and accompaniment of `(batch, samples)` mono waveforms, in TensorFlow ops only."""
+    waveforms = tf.convert_to_tensor(waveforms, tf.float32)
+    spectrum = spectral.stft(waveforms, config)  # (batch, frames, num_bins)
+    magnitude = tf.abs(spectrum)
+    flat = tf.reshape(magnitude, [-1, config.num_bins])
+    gain = tf.reshape(model(flat, training=False) / tf.maximum(flat, 1e-30), tf.shape(magnitude))
+    vocals_spectrum = tf.complex(tf.math.real(spectrum) * gain, tf.math.imag(spectrum) * gain)
+    vocals = spectral.istft(vocals_spectrum, tf.shape(waveforms)[-1], config)
+    return {"vocals": vocals, "accompaniment": waveforms - vocals}
+
+
+def build_archive(model, config):
+    """The `ExportArchive` with both signatures."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+
+    def serve(waveforms):
+        return separate_graph(model, config, waveforms)
+
+    def magnitudes(magnitudes):
+        flat = tf.reshape(magnitudes, [-1, config.num_bins])
+        return {"vocals": tf.reshape(model(flat, training=False), tf.shape(magnitudes))}
+
+    archive.add_endpoint("serving_default", serve,
+                         input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveforms")])
+    archive.add_endpoint("spectrogram", magnitudes,
+                         input_signature=[tf.TensorSpec([None, None, config.num_bins], tf.float32,
+                                                        name="magnitudes")])
+    return archive
+
+
+def _make_readable(root):
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [root, *Path(root).rglob("*")]:
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
+def default_name(model_path):
+    """TF Serving's model name for a run directory or `.keras` file: the run's directory name, made safe."""
+    path = Path(model_path).resolve()
+    name = path.name if path.is_dir() else path.parent.name
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".") or "keras_dae"
+
+
+def export_model(model, config, base, name="keras_dae", version=None):
+    """Writes the SavedModel to `base/name/version/` atomically; returns that path.
+
+    Raises:
+        ValueError: a bad name or version, or a version that already exists.
+    """
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"--name must be a plain directory name. Received: {name!r}")
+    directory = Path(base) / name
+    if version is None:
+        version = next_version(directory)
+    if isinstance(version, bool) or not isinstance(version, int) or version <= 0:
+        raise ValueError(f"version must be a positive integer. Received: {version!r}")
+    target = directory / str(version)
+    if target.exists():
+        raise ValueError(f"'{target}' already exists; pick another --version or leave it out for the next one.")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(f"cannot create '{directory}': {error.strerror or error}") from None
+    archive = build_archive(model, config)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=directory))
+    try:
+        archive.write_out(str(tmp), verbose=False)
+        _make_readable(tmp)  # mkdtemp makes it private; a server may run as another user
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
