@@ -41,6 +41,7 @@ COMMANDS = (
     data_commands.info,
     train_commands.train,
     analysis_commands.couplings,
+    analysis_commands.reproduce,
     separation_commands.separate,
     separation_commands.evaluate,
     separation_commands.export,

@@ -1,4 +1,4 @@
-"""`keras-dae couplings`: forwards to `keras_dae.analysis.report`."""
+"""`keras-dae couplings` and `keras-dae reproduce`: forward to `keras_dae.analysis.report` and `keras_dae.reproduce`."""
 
 import click
 
@@ -105,3 +105,23 @@ def couplings(ctx, directories, model_path, out, compare, root, is_wav, subset, 
         f"/ identity {quality['identity']['relative_l1']:.3f}"
     )
     click.echo(f"wrote {out}/couplings.npy, metrics.json and figures")
+
+
+@click.command("reproduce")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output directory (resumable).")
+@data_options(selection=False)
+@click.option("--preset", type=click.Choice(("quick", "paper")), default="quick", show_default=True,
+              help="quick: sizes that finish in minutes on a CPU; paper: the paper's settings.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+def reproduce(out, root, is_wav, preset, seed):
+    """Train dae, deep-dae and sf, distil their couplings, evaluate them and write OUT/report.md.
+
+    Rerunning continues where a stopped run ended; finished stages are skipped.
+    """
+    import_library()
+    from keras_dae.reproduce import REPORT, reproduce as run
+
+    verdict, sentence = run(out, root=root, is_wav=is_wav, preset=preset, seed=seed,
+                            verbose=0 if STATE["quiet"] else 1)
+    click.echo(sentence)
+    click.echo(f"wrote {out}/{REPORT}")

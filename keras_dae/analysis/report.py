@@ -261,7 +261,7 @@ def _cell(record, path, fmt):
 
 def comparison_table(records):
     """Markdown table, one row per `(name, record)`."""
-    header = ["model", *(title for _, title, _ in TABLE)]
+    header = ["model", *(title.replace("|", "\\|") for _, title, _ in TABLE)]  # |j-i| must not split a cell
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, record in records.items():
         lines.append("| " + " | ".join([name, *(_cell(record, path, fmt) for path, _, fmt in TABLE)]) + " |")

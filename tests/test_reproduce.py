@@ -1,0 +1,75 @@
+"""`keras-dae reproduce`: stages end to end at tiny sizes, resuming, the data-driven finding."""
+
+import copy
+
+import pytest
+
+from keras_dae import reproduce as reproduce_module
+from keras_dae.reproduce import ARCHS, Preset, finding, reproduce
+
+TINY = Preset(num_bins=16, hidden_size=8, epochs=1, steps_per_epoch=2, batch_size=32, max_frames=400,
+              couplings_epochs=5)
+
+
+def _record(ratio, calibration=0.99, under_determined=False):
+    return {"couplings": {"diagonal_energy_ratio": ratio},
+            "trust": {"under_determined": under_determined, "calibration": {"diagonal_energy_ratio": calibration}}}
+
+
+def test_finding_is_decided_by_the_metrics():
+    held = {"dae": _record(0.8), "deep-dae": _record(0.7), "sf": _record(0.3)}
+    assert finding(held)[0] == "held"
+    not_held = {"dae": _record(0.2), "deep-dae": _record(0.3), "sf": _record(0.6)}
+    assert finding(not_held)[0] == "not held"
+    assert finding({"dae": _record(0.5), "deep-dae": _record(0.2), "sf": _record(0.4)})[0] == "mixed"
+    weak = copy.deepcopy(held)
+    weak["sf"]["trust"]["calibration"]["diagonal_energy_ratio"] = 0.5
+    verdict, sentence = finding(weak)
+    assert verdict == "undecided" and "0.500" in sentence
+    under = copy.deepcopy(not_held)
+    under["dae"]["trust"]["under_determined"] = True
+    assert finding(under)[0] == "undecided"
+    with pytest.raises(ValueError, match="missing sf"):
+        finding({"dae": _record(0.8), "deep-dae": _record(0.7)})
+
+
+def test_tiny_reproduction_end_to_end_and_resume(tmp_path, monkeypatch):
+    calls = []
+    stopped = []
+    real_run = reproduce_module._Stages.run
+
+    def counting(self, name, function):
+        if name not in self.state["done"]:
+            calls.append(name)
+            if name == "compare" and not stopped:
+                stopped.append(name)
+                raise KeyboardInterrupt  # stopped between stages
+        return real_run(self, name, function)
+
+    monkeypatch.setattr(reproduce_module._Stages, "run", counting)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce(tmp_path, preset=TINY)
+    assert calls[:3] == ["train/dae", "couplings/dae", "evaluate/dae"] and calls[-1] == "compare"
+    calls.clear()
+    verdict, sentence = reproduce(tmp_path, preset=TINY)
+    assert calls == ["compare", "report"]  # nothing before the interruption is redone
+    assert verdict in ("held", "not held", "mixed", "undecided") and sentence
+    report = (tmp_path / "report.md").read_text()
+    assert sentence in report and "comparison.png" in report
+    for arch in ARCHS:
+        assert f"| {arch} | vocals | median |" in report
+    for method in ("mixture", "irm"):
+        assert f"| {method} | vocals | mean |" in report
+    assert "nan" not in report.lower().replace("nan)", "")
+    assert (tmp_path / "couplings" / "compare" / "comparison.png").is_file()
+    with pytest.raises(ValueError, match="other settings"):
+        reproduce(tmp_path, preset=Preset(num_bins=32, hidden_size=8, epochs=1, steps_per_epoch=2))
+
+
+def test_comparison_table_cells_do_not_split():
+    from keras_dae.analysis.report import comparison_table
+
+    table = comparison_table({"sf": {}})
+    header, rule, row = table.strip().splitlines()
+    cells = lambda line: [c for c in line.replace("\\|", "").split("|")[1:-1]]  # noqa: E731
+    assert len(cells(header)) == len(cells(rule)) == len(cells(row))
