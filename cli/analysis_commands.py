@@ -2,16 +2,8 @@
 
 import click
 
-from keras_dae_cli.common import STATE, data_options, import_library, model_spectral_config, spectral_options
-
-
-def _progress(total):
-    if STATE["quiet"]:
-        return None
-    import keras
-
-    bar = keras.utils.Progbar(total, unit_name="track")
-    return bar.update
+from keras_dae_cli.common import (STATE, data_options, import_library, model_spectral_config, spectral_options,
+                                  track_progress)
 
 
 def _frame_set(config, root, is_wav, subset, split, prepared, max_frames, seed):
@@ -21,9 +13,9 @@ def _frame_set(config, root, is_wav, subset, split, prepared, max_frames, seed):
 
     if prepared:
         total = len(read_index(prepared, config)["shards"])
-        return prepared_frame_set(prepared, config, max_frames=max_frames, seed=seed, progress=_progress(total))
+        return prepared_frame_set(prepared, config, max_frames=max_frames, seed=seed, progress=track_progress(total))
     tracks = list_tracks(root, is_wav=is_wav, subsets=subset, split=split)
-    return track_frame_set(tracks, config, max_frames=max_frames, seed=seed, progress=_progress(len(tracks)))
+    return track_frame_set(tracks, config, max_frames=max_frames, seed=seed, progress=track_progress(len(tracks)))
 
 
 @click.command("couplings")

@@ -45,6 +45,15 @@ def import_library():
         os.close(devnull)
 
 
+def track_progress(total):
+    """A Keras progress bar's `update` over `total` tracks, or None under --quiet."""
+    if STATE["quiet"]:
+        return None
+    import keras
+
+    return keras.utils.Progbar(total, unit_name="track").update
+
+
 def configure_logging(verbose, quiet):
     level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)

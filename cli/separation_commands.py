@@ -4,7 +4,8 @@ import sys
 
 import click
 
-from keras_dae_cli.common import STATE, data_options, import_library, log, model_spectral_config, spectral_options
+from keras_dae_cli.common import (STATE, data_options, import_library, log, model_spectral_config, spectral_options,
+                                  track_progress)
 
 
 def _load(ctx, model_path, spectral):
@@ -116,11 +117,11 @@ def evaluate(ctx, model_path, root, is_wav, subset, split, out, mask, wiener, re
 
     model, config = _load(ctx, model_path, spectral)
     tracks = list_tracks(root, is_wav=is_wav, subsets=subset, split=split)
-    bar = None if STATE["quiet"] else _track_bar(len(tracks))
+    progress = track_progress(len(tracks))
 
     def on_track(index, track, computed):
-        if bar:
-            bar.update(index + 1)
+        if progress:
+            progress(index + 1)
         if not computed:
             log.info("%s: finished earlier, skipped", track.name)
 
@@ -132,12 +133,6 @@ def evaluate(ctx, model_path, root, is_wav, subset, split, out, mask, wiener, re
     table = evaluation.write_summary(out, summary)
     click.echo(table, nl=False)
     click.echo(f"wrote {out}/results.md, results.csv, results.json and one museval JSON per track")
-
-
-def _track_bar(total):
-    import keras
-
-    return keras.utils.Progbar(total, unit_name="track")
 
 
 @click.command("export")

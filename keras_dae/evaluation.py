@@ -177,7 +177,7 @@ def track_medians(path):
     for target in found["targets"]:
         values = {metric: [frame["metrics"][metric] for frame in target["frames"]] for metric in METRICS}
         medians[target["name"]] = {
-            metric: _nan_statistic(np.nanmedian, np.asarray(v, np.float64)) for metric, v in values.items()
+            metric: _nan_statistic(np.median, v) for metric, v in values.items()
         }
     return medians
 

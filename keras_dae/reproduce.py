@@ -194,17 +194,13 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
 
 def _write_report(out, settings, records, summaries, verdict, sentence):
     from keras_dae.analysis.report import comparison_table
+    from keras_dae.evaluation import format_table
 
     lines = ["# keras-dae reproduction", "", f"**Finding ({verdict}).** {sentence}", "", "## Settings", "",
              "```json", json.dumps(settings, indent=2), "```", "", "## Couplings", "",
              comparison_table(records), "![couplings side by side](couplings/compare/comparison.png)", "",
-             "## Separation (museval BSS Eval v4, dB; median and mean over tracks of window medians)", "",
-             "| method | target | statistic | SDR | SIR | SAR | ISR |", "|---|---|---|---:|---:|---:|---:|"]
-    for method, targets in summaries.items():
-        for target in ("vocals", "accompaniment"):
-            for statistic in ("median", "mean"):
-                cells = " | ".join(f"{targets[target][m][statistic]:.2f}" for m in ("SDR", "SIR", "SAR", "ISR"))
-                lines.append(f"| {method} | {target} | {statistic} | {cells} |")
+             "## Separation (museval BSS Eval v4; median and mean over tracks of window medians)", "",
+             format_table(summaries)]
     lines += ["", "Training histories: `runs/<arch>/history.csv`; TensorBoard logs: `runs/<arch>/logs`.", ""]
     with atomic_path(Path(out) / REPORT) as tmp:
         tmp.write_text("\n".join(lines))

@@ -57,8 +57,8 @@ class _Chunker:
     def __init__(self, model, config, mask, wiener):
         self.config, self.mask, self.wiener = config, mask, wiener
         self.analysis, self.synthesis = spectral.window_arrays(config)
-        self.predict = _traced_model(model, config.num_bins)
-        self.gain = _traced_gain(model, config.num_bins) if mask == "subtract" and not wiener else None
+        self.predict = _traced(model, config.num_bins)
+        self.gain = _traced(model, config.num_bins, gain=True) if mask == "subtract" and not wiener else None
 
     def spectrum(self, piece):
         """`(channels, frames, num_bins)` complex64 STFT of padded samples (`spectral.stft_frames`)."""
@@ -117,32 +117,22 @@ class _OwnTracingFilter(logging.Filter):
 logging.getLogger("tensorflow").addFilter(_OwnTracingFilter())
 
 
-def _traced_model(model, num_bins):
-    """`model` on `(frames, num_bins)` float32, traced once per model."""
-    key = ("model", num_bins)
+def _traced(model, num_bins, gain=False):
+    """`model` on magnitudes `(frames, num_bins)` float32, traced once per model.
+
+    With `gain`, returns `V / |X|` instead of V: the subtract mask's gain,
+    computed in the graph (TensorFlow's element-wise ops use every core).
+    """
     functions = _TRACED.setdefault(model, {})
-    if key not in functions:
-
-        @tf.function(input_signature=[tf.TensorSpec([None, num_bins], tf.float32)])
-        def predict_frames(frames):
-            return model(frames, training=False)
-
-        functions[key] = predict_frames
-    return functions[key]
-
-
-def _traced_gain(model, num_bins):
-    """`V / |X|` from magnitudes `|X|` `(frames, num_bins)`: the subtract mask's gain, traced once per model."""
-    key = ("gain", num_bins)
-    functions = _TRACED.setdefault(model, {})
-    if key not in functions:
+    if (num_bins, gain) not in functions:
 
         @tf.function(input_signature=[tf.TensorSpec([None, num_bins], tf.float32)])
         def predict_frames(magnitude):
-            return model(magnitude, training=False) / tf.maximum(magnitude, TINY)
+            estimate = model(magnitude, training=False)
+            return estimate / tf.maximum(magnitude, TINY) if gain else estimate
 
-        functions[key] = predict_frames
-    return functions[key]
+        functions[(num_bins, gain)] = predict_frames
+    return functions[(num_bins, gain)]
 
 
 def _trim_heap():

@@ -37,15 +37,6 @@ def test_root(tmp_path_factory):
     return root
 
 
-def _run(capsys, *args):
-    from keras_dae_cli import main
-
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--quiet", *map(str, args)])
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
-
-
 def _assert_image(path):
     image = imread(path)
     assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 200
@@ -146,11 +137,11 @@ def test_under_determined_fit_warns(trained, tmp_path, caplog):
     assert sum("under-determined" in message for message in caplog.messages) == 1
 
 
-def test_cli_couplings_and_compare(trained, tmp_path, capsys):
+def test_cli_couplings_and_compare(trained, tmp_path, run_cli):
     outs = {}
     for arch, solver in (("sf", "fit"), ("dae", "lstsq")):
         outs[arch] = tmp_path / arch
-        code, out, err = _run(capsys, "couplings", "--model", trained[arch], "--out", outs[arch],
+        code, out, err = run_cli("couplings", "--model", trained[arch], "--out", outs[arch],
                               "--solver", solver, "--pdf", "--max-epochs", "5")
         assert code == 0, err
         assert f"{arch}: diagonal energy ratio" in out
@@ -160,7 +151,7 @@ def test_cli_couplings_and_compare(trained, tmp_path, capsys):
         record = json.loads((outs[arch] / METRICS).read_text())
         assert record["spectral"]["num_bins"] == NUM_BINS  # from the run's config.json
         assert record["solver"]["solver"] == solver
-    code, out, err = _run(capsys, "couplings", "--compare", outs["sf"], outs["dae"], "--out", tmp_path / "both")
+    code, out, err = run_cli("couplings", "--compare", outs["sf"], outs["dae"], "--out", tmp_path / "both")
     assert code == 0, err
     _assert_image(tmp_path / "both" / "comparison.png")
     table = (tmp_path / "both" / "comparison.md").read_text()
@@ -171,7 +162,7 @@ def test_cli_couplings_and_compare(trained, tmp_path, capsys):
     assert (tmp_path / "both" / "comparison.csv").read_text().count("\n") == 3
 
 
-def test_cli_bad_input(trained, tmp_path, capsys):
+def test_cli_bad_input(trained, tmp_path, run_cli):
     not_a_model = tmp_path / "junk.keras"
     not_a_model.write_text("not a zip")
     other = keras.Sequential([keras.Input((NUM_BINS,)), keras.layers.Dense(NUM_BINS)])
@@ -190,7 +181,7 @@ def test_cli_bad_input(trained, tmp_path, capsys):
     for args, message in cases:
         if "--out" not in args:
             args = [*args, "--out", tmp_path / "new"]
-        code, _, err = _run(capsys, "couplings", *args)
+        code, _, err = run_cli("couplings", *args)
         assert code == 1, (args, err)
         assert message in err and err.count("\n") == 1, (args, err)
     silent = _silent_root(tmp_path / "silent")
@@ -199,8 +190,8 @@ def test_cli_bad_input(trained, tmp_path, capsys):
         (["--root", silent, "--is-wav"], "mixture frames are silent"),
         (["--root", tmp_path / "empty", "--is-wav"], "no MUSDB tracks"),
     ]:
-        code, _, err = _run(capsys, "couplings", "--model", trained["sf"], "--out", tmp_path / "new", *args)
+        code, _, err = run_cli("couplings", "--model", trained["sf"], "--out", tmp_path / "new", *args)
         assert code == 1 and message in err and err.count("\n") == 1, (args, err)
     assert not (tmp_path / "new" / METRICS).exists()
-    code, _, err = _run(capsys, "couplings", "--out", tmp_path / "new")
+    code, _, err = run_cli("couplings", "--out", tmp_path / "new")
     assert code == 2 and "give --model" in err

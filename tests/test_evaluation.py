@@ -118,26 +118,17 @@ def test_summary_is_the_median_and_mean_over_tracks_of_window_medians(tmp_path):
     assert table.count("\n") == 2 + 4
 
 
-def _run(capsys, *args):
-    from keras_dae_cli import main
-
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--quiet", *map(str, args)])
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
-
-
-def test_cli_on_the_embedded_clip(model, tmp_path, capsys):
+def test_cli_on_the_embedded_clip(model, tmp_path, run_cli):
     model.save(tmp_path / "model.keras")
-    code, out, err = _run(capsys, "evaluate", "--model", tmp_path / "model.keras", "--out", tmp_path / "eval")
+    code, out, err = run_cli("evaluate", "--model", tmp_path / "model.keras", "--out", tmp_path / "eval")
     assert code == 0, err
     for method in evaluation.METHODS:
         assert f"| {method} | vocals | median |" in out
     assert (tmp_path / "eval" / "results.md").read_text() in out
     assert len((tmp_path / "eval" / "results.csv").read_text().splitlines()) == 1 + 3 * 2 * 2
-    code, _, err = _run(capsys, "evaluate", "--model", tmp_path / "model.keras", "--out", tmp_path / "eval",
+    code, _, err = run_cli("evaluate", "--model", tmp_path / "model.keras", "--out", tmp_path / "eval",
                         "--wiener", "1")
     assert code == 1 and "other settings (wiener)" in err and err.count("\n") == 1
-    code, _, err = _run(capsys, "evaluate", "--model", tmp_path / "model.keras", "--out", tmp_path / "x",
+    code, _, err = run_cli("evaluate", "--model", tmp_path / "model.keras", "--out", tmp_path / "x",
                         "--root", tmp_path / "nowhere")
     assert code == 1 and "does not exist" in err and err.count("\n") == 1

@@ -117,18 +117,12 @@ def test_versions_and_a_failed_export_leaves_nothing(model, tmp_path, monkeypatc
         export_model(model, CONFIG, base, name="../m")
 
 
-def test_cli_export(model, tmp_path, capsys):
-    from keras_dae_cli import main
-
+def test_cli_export(model, tmp_path, run_cli):
     run = tmp_path / "my-run"
     run.mkdir()
     model.save(run / "model.keras")
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--quiet", "export", "--model", str(run), "--out", str(tmp_path / "serving")])
-    out = capsys.readouterr().out
-    assert exit_info.value.code == 0 and "serving/my-run/1" in out
+    code, out, _ = run_cli("export", "--model", run, "--out", tmp_path / "serving")
+    assert code == 0 and "serving/my-run/1" in out
     assert (tmp_path / "serving" / "my-run" / "1" / "saved_model.pb").is_file()
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--quiet", "export", "--model", str(run), "--out", str(tmp_path / "serving"), "--version", "1"])
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 1 and "already exists" in err and err.count("\n") == 1
+    code, _, err = run_cli("export", "--model", run, "--out", tmp_path / "serving", "--version", "1")
+    assert code == 1 and "already exists" in err and err.count("\n") == 1

@@ -45,15 +45,6 @@ def _encode(source, target):
     return target
 
 
-def _run(capsys, *args):
-    from keras_dae_cli import main
-
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--quiet", *map(str, args)])
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
-
-
 @pytest.mark.parametrize(("samples", "channels", "rate"), [
     (44100 + 17, 2, 44100), (30001, 1, 44100), (22050 + 3, 2, 22050), (101, 1, 22050), (1, 2, 44100),
 ])
@@ -196,10 +187,10 @@ def _bad_inputs(tmp_path):
     }
 
 
-def test_cli_separates_and_reports_each_bad_file(saved_model, tmp_path, capsys):
+def test_cli_separates_and_reports_each_bad_file(saved_model, tmp_path, run_cli):
     good, bad = _bad_inputs(tmp_path)
     names = ["truncated.wav", "empty.flac", good.name, "text.mp3", "zero.wav", "folder.wav", "missing.ogg"]
-    code, out, err = _run(capsys, "separate", "--model", saved_model, "--out", tmp_path / "out",
+    code, out, err = run_cli("separate", "--model", saved_model, "--out", tmp_path / "out",
                           *(tmp_path / name for name in names))
     assert code == 1
     *lines, summary = err.strip().splitlines()
@@ -212,14 +203,14 @@ def test_cli_separates_and_reports_each_bad_file(saved_model, tmp_path, capsys):
     audio, _ = soundfile.read(tmp_path / "out" / "good" / "vocals.wav", always_2d=True)
     assert audio.shape == (44100, 2)
     # Again: the outputs exist now.
-    code, _, err = _run(capsys, "separate", "--model", saved_model, "--out", tmp_path / "out", good)
+    code, _, err = run_cli("separate", "--model", saved_model, "--out", tmp_path / "out", good)
     assert code == 1 and "--overwrite" in err and err.count("\n") == 1
-    code, _, err = _run(capsys, "separate", "--model", saved_model, "--out", tmp_path / "out", "--overwrite",
+    code, _, err = run_cli("separate", "--model", saved_model, "--out", tmp_path / "out", "--overwrite",
                         "--mask", "soft", "--wiener", "1", good)
     assert code == 0, err
 
 
-def test_cli_bad_model(saved_model, tmp_path, capsys):
+def test_cli_bad_model(saved_model, tmp_path, run_cli):
     audio = _write(tmp_path / "in.wav", _audio(4000), 44100)
     other = keras.Sequential([keras.Input((CONFIG.num_bins,)), keras.layers.Dense(CONFIG.num_bins)])
     other.save(tmp_path / "other.keras")
@@ -228,18 +219,18 @@ def test_cli_bad_model(saved_model, tmp_path, capsys):
         (["--model", audio], "is not a Keras model file"),
         (["--model", saved_model, "--num-bins", "32"], "the model takes 64 bins"),
     ]:
-        code, _, err = _run(capsys, "separate", *args, "--out", tmp_path / "out", audio)
+        code, _, err = run_cli("separate", *args, "--out", tmp_path / "out", audio)
         assert code == 1 and message in err and err.count("\n") == 1, (args, err)
 
 
-def test_unwritable_output_directory(saved_model, tmp_path, capsys):
+def test_unwritable_output_directory(saved_model, tmp_path, run_cli):
     audio = _write(tmp_path / "in.wav", _audio(4000), 44100)
     blocker = tmp_path / "file"
     blocker.write_text("a file where the output directory should be")
-    code, _, err = _run(capsys, "separate", "--model", saved_model, "--out", blocker / "sub", audio)
+    code, _, err = run_cli("separate", "--model", saved_model, "--out", blocker / "sub", audio)
     assert "cannot create output directory" in err and "in.wav" not in err.splitlines()[-1]
     assert code == 1 and err.count("\n") == 1
-    code, _, err = _run(capsys, "separate", "--model", saved_model, "--out", blocker, audio)
+    code, _, err = run_cli("separate", "--model", saved_model, "--out", blocker, audio)
     assert code == 2 and "is a file" in err and err.count("\n") == 1
 
 
