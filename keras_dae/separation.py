@@ -171,15 +171,11 @@ def _overlap_add(frames, hop, window=None):
     """
     channels, count, width = frames.shape
     pieces = -(-width // hop)
-    padded = np.zeros((channels, count, pieces * hop), np.float32)
-    if window is None:
-        padded[..., :width] = frames
-    else:
-        np.multiply(frames, window, out=padded[..., :width])
-    padded = padded.reshape(channels, count, pieces, hop)
     blocks = np.zeros((channels, count + pieces - 1, hop), np.float32)
-    for piece in range(pieces):
-        blocks[:, piece : piece + count] += padded[:, :, piece]
+    for piece in range(pieces):  # strided views of the frames: no padded copy of them
+        low, high = piece * hop, min((piece + 1) * hop, width)
+        part = frames[..., low:high] if window is None else frames[..., low:high] * window[low:high]
+        blocks[:, piece : piece + count, : high - low] += part
     return blocks.reshape(channels, -1)[:, : (count - 1) * hop + width]
 
 

@@ -61,6 +61,20 @@ def test_overlap_add_equals_tensorflows(width, hop):
 
     from keras_dae.separation import _overlap_add
 
-    frames = np.random.default_rng(width).standard_normal((2, 13, width)).astype(np.float32)
+    rng = np.random.default_rng(width)
+    frames = rng.standard_normal((2, 13, width)).astype(np.float32)
+    window = rng.uniform(0, 1, width).astype(np.float32)
     np.testing.assert_allclose(_overlap_add(frames, hop), tf.signal.overlap_and_add(frames, hop).numpy(),
                                atol=1e-5)
+    np.testing.assert_allclose(_overlap_add(frames, hop, window),
+                               tf.signal.overlap_and_add(frames * window, hop).numpy(), atol=1e-5)
+
+
+def test_silence_gives_no_vocals_even_when_the_model_outputs_some():
+    """Where the mixture's bins are exactly 0 the vocals are 0, not NaN (0 / 0 in the mask gain)."""
+    dae = build_model("dae", CONFIG.num_bins, hidden_size=16)
+    dae.set_weights([np.ones_like(w) if w.ndim == 1 else w for w in dae.get_weights()])  # biases: V(0) > 0
+    assert dae.predict(np.zeros((1, CONFIG.num_bins), np.float32), verbose=0).max() > 0
+    audio = np.zeros((20_000, 2), np.float32)
+    vocals, accompaniment = separate_waveform(dae, audio, CONFIG)
+    assert np.all(vocals == 0) and np.all(accompaniment == 0)
