@@ -1,5 +1,7 @@
 """`keras-dae couplings` and `keras-dae reproduce`: forward to `keras_dae.analysis.report` and `keras_dae.reproduce`."""
 
+from pathlib import Path
+
 import click
 
 from keras_dae_cli.common import (STATE, data_options, import_library, model_spectral_config, spectral_options,
@@ -106,14 +108,16 @@ def couplings(ctx, directories, model_path, out, compare, root, is_wav, subset, 
               help="quick: sizes that finish in minutes on a CPU; paper: the paper's settings.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 def reproduce(out, root, is_wav, preset, seed):
-    """Train dae, deep-dae and sf, distil their couplings, evaluate them and write OUT/report.md.
+    """Train dae, deep-dae and sf, distil their couplings, evaluate them and write OUT/report.md and .html.
 
-    Rerunning continues where a stopped run ended; finished stages are skipped.
+    Without --root (or MUSDB_PATH) it makes demo tracks from the embedded MUSDB18 clip. Rerunning
+    continues where a stopped run ended; finished stages are skipped.
     """
     import_library()
-    from keras_dae.reproduce import REPORT, reproduce as run
+    from keras_dae.reproduce import reproduce as run
+    from keras_dae.reproduce_report import REPORT_HTML, REPORT_MD
 
     verdict, sentence = run(out, root=root, is_wav=is_wav, preset=preset, seed=seed,
                             verbose=0 if STATE["quiet"] else 1)
     click.echo(sentence)
-    click.echo(f"wrote {out}/{REPORT}")
+    click.echo(f"report: {Path(out) / REPORT_MD} and {Path(out) / REPORT_HTML}")

@@ -38,7 +38,10 @@ import numpy as np
 import scipy.linalg
 from keras import ops
 
+from keras_dae import tracing
 from keras_dae.optimizers import FusedAdam
+
+tracing.install()
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,6 @@ result equals whole-file processing to float rounding, at memory bounded by
 the chunk size.
 """
 
-import logging
 import math
 import os
 import weakref
@@ -34,7 +33,7 @@ import numpy as np
 import scipy.fft
 import tensorflow as tf
 
-from keras_dae import spectral
+from keras_dae import spectral, tracing
 
 MASKS = ("subtract", "soft")
 CHUNK_FRAMES = 2048  # about 18 s at the default hop
@@ -101,20 +100,7 @@ class _Chunker:
 _TRACED = weakref.WeakKeyDictionary()
 
 
-class _OwnTracingFilter(logging.Filter):
-    """Drops TensorFlow's "frequent retracing" warning about `predict_frames`.
-
-    Each model gets its own traced function (traced once); TensorFlow counts
-    the traces of all of them together and warns after a few models, which
-    is expected here and not actionable.
-    """
-
-    def filter(self, record):
-        message = record.getMessage()
-        return not ("predict_frames" in message and "retracing" in message)
-
-
-logging.getLogger("tensorflow").addFilter(_OwnTracingFilter())
+tracing.install()
 
 
 def _traced(model, num_bins, gain=False):

@@ -1,6 +1,9 @@
 """`keras-dae reproduce`: stages end to end at tiny sizes, resuming, the data-driven finding."""
 
+import base64
 import copy
+import html
+import re
 
 import pytest
 
@@ -8,7 +11,10 @@ from keras_dae import reproduce as reproduce_module
 from keras_dae.reproduce import ARCHS, Preset, finding, reproduce
 
 TINY = Preset(num_bins=16, hidden_size=8, epochs=1, steps_per_epoch=2, batch_size=32, max_frames=400,
-              couplings_epochs=5)
+              couplings_epochs=5, demo_tracks=(1, 1), demo_seconds=3.0)
+
+
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def _record(ratio, calibration=0.99, under_determined=False):
@@ -21,7 +27,10 @@ def test_finding_is_decided_by_the_metrics():
     assert finding(held)[0] == "held"
     not_held = {"dae": _record(0.2), "deep-dae": _record(0.3), "sf": _record(0.6)}
     assert finding(not_held)[0] == "not held"
-    assert finding({"dae": _record(0.5), "deep-dae": _record(0.2), "sf": _record(0.4)})[0] == "mixed"
+    verdict, sentence = finding({"dae": _record(0.6), "deep-dae": _record(0.2), "sf": _record(0.4)})
+    assert verdict == "mixed" and "only dae" in sentence
+    # None diagonal: sf the least diagonal, but not by the margin.
+    assert finding({"dae": _record(0.010), "deep-dae": _record(0.008), "sf": _record(0.007)})[0] == "not held"
     weak = copy.deepcopy(held)
     weak["sf"]["trust"]["calibration"]["diagonal_energy_ratio"] = 0.5
     verdict, sentence = finding(weak)
@@ -49,19 +58,28 @@ def test_tiny_reproduction_end_to_end_and_resume(tmp_path, monkeypatch):
     monkeypatch.setattr(reproduce_module._Stages, "run", counting)
     with pytest.raises(KeyboardInterrupt):
         reproduce(tmp_path, preset=TINY)
-    assert calls[:3] == ["train/dae", "couplings/dae", "evaluate/dae"] and calls[-1] == "compare"
+    assert calls[:4] == ["data", "train/dae", "couplings/dae", "evaluate/dae"] and calls[-1] == "compare"
     calls.clear()
     verdict, sentence = reproduce(tmp_path, preset=TINY)
     assert calls == ["compare", "report"]  # nothing before the interruption is redone
     assert verdict in ("held", "not held", "mixed", "undecided") and sentence
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["test", "train"]  # demo tracks, no root
     report = (tmp_path / "report.md").read_text()
-    assert sentence in report and "comparison.png" in report
+    assert sentence in report and "comparison.png" in report and "training.png" in report
+    assert "demo data, not MUSDB18" in report
     for arch in ARCHS:
         assert f"| {arch} | vocals | median |" in report
     for method in ("mixture", "irm"):
         assert f"| {method} | vocals | mean |" in report
     assert "nan" not in report.lower().replace("nan)", "")
-    assert (tmp_path / "couplings" / "compare" / "comparison.png").is_file()
+    table_rows = [line for line in report.splitlines() if line.startswith("|")]
+    assert table_rows and all("||" not in row.replace(" ", "") for row in table_rows)  # every cell filled
+    for figure in ("couplings/compare/comparison.png", "training.png"):
+        assert (tmp_path / figure).read_bytes()[:8] == PNG
+    page = (tmp_path / "report.html").read_text()
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) == 2 and all(base64.b64decode(data)[:8] == PNG for data in images)
+    assert sentence in html.unescape(page) and page.count("<table>") == 3
     with pytest.raises(ValueError, match="other settings"):
         reproduce(tmp_path, preset=Preset(num_bins=32, hidden_size=8, epochs=1, steps_per_epoch=2))
 

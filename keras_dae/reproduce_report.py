@@ -1,0 +1,178 @@
+"""The report of `keras-dae reproduce`: `report.md`, and `report.html` with its figures inline.
+
+Both are rendered from one list of blocks (headings, paragraphs, Markdown
+tables, figures, code), so they always say the same thing. The training
+curves figure is drawn here from each run's `history.csv`.
+"""
+
+import base64
+import csv
+import html
+import json
+import math
+import re
+from pathlib import Path
+
+from keras_dae.atomic import atomic_path
+
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+TRAINING_FIGURE = "training.png"
+COMPARISON_FIGURE = "couplings/compare/comparison.png"
+_CELL_SPLIT = re.compile(r"(?<!\\)\|")
+_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+table { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+img { max-width: 100%; }
+pre { background: #f5f5f5; padding: 0.75rem; overflow-x: auto; }
+.finding { font-size: 1.1rem; padding: 0.75rem; border-left: 4px solid #888; background: #fafafa; }
+"""
+
+
+def read_history(path):
+    """`{column: [float, ...]}` of a training `history.csv` (`NA` -> NaN)."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    columns = rows[0].keys() if rows else ()
+    return {name: [float("nan") if row[name] in ("", "NA") else float(row[name]) for row in rows] for name in columns}
+
+
+def plot_training(histories, path):
+    """Training (and validation, where there is one) loss per epoch of each model, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from keras_dae.plots import save_figure
+
+    figure, axes = plt.subplots(1, len(histories), figsize=(4.2 * len(histories), 3.2), squeeze=False)
+    for ax, (arch, history) in zip(axes[0], histories.items()):
+        epochs = [int(e) + 1 for e in history.get("epoch", range(len(history.get("loss", []))))]
+        ax.plot(epochs, history.get("loss", []), label="training")
+        validation = history.get("val_loss", [])
+        if any(not math.isnan(v) for v in validation):
+            ax.plot(epochs, validation, label="validation")
+        ax.set_title(arch)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        ax.legend()
+    figure.suptitle("Training curves")
+    figure.tight_layout()
+    save_figure(figure, Path(path).with_suffix(""), formats=("png",))
+    plt.close(figure)
+
+
+def summary_table(records, summaries, archs):
+    """Per model: its couplings' diagonal energy, the calibration, and its vocals' SDR/SIR/SAR."""
+    header = ("| model | diag. energy | calibration | vocals SDR median | SDR mean | SIR median | SIR mean "
+              "| SAR median | SAR mean |")
+    lines = [header, "|---|" + "---:|" * 8]
+    for arch in archs:
+        couplings, trust = records[arch]["couplings"], records[arch]["trust"]
+        vocals = summaries[arch]["vocals"]
+        cells = [f"{couplings['diagonal_energy_ratio']:.3f}", f"{trust['calibration']['diagonal_energy_ratio']:.3f}"]
+        cells += [f"{vocals[metric][statistic]:.2f}" for metric in ("SDR", "SIR", "SAR")
+                  for statistic in ("median", "mean")]
+        lines.append(f"| {arch} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def blocks(settings, data_note, records, summaries, verdict, sentence, archs):
+    """The report as `(kind, content)` blocks: heading, finding, text, table, figure, code."""
+    from keras_dae.analysis.report import comparison_table
+    from keras_dae.evaluation import format_table
+
+    return [
+        ("heading", "keras-dae reproduction"),
+        ("finding", f"Finding ({verdict}). {sentence}"),
+        ("text", data_note),
+        ("heading2", "Summary"),
+        ("text", "Diagonal energy: the share of the couplings' energy on the diagonal (1 = per-bin filtering). "
+                 "Calibration: the same solver fitted to a known diagonal teacher on the same frames; below "
+                 "0.9 the frames cannot tell a diagonal mapping from another. Separation: museval BSS Eval v4, "
+                 "median and mean over test tracks of each track's median over windows, in dB."),
+        ("table", summary_table(records, summaries, archs)),
+        ("heading2", "Couplings"),
+        ("table", comparison_table({arch: records[arch] for arch in archs})),
+        ("figure", (COMPARISON_FIGURE, "couplings of each model side by side")),
+        ("heading2", "Training"),
+        ("figure", (TRAINING_FIGURE, "training curves")),
+        ("text", "Histories: `runs/<arch>/history.csv`; TensorBoard logs: `tensorboard --logdir runs`."),
+        ("heading2", "Separation (with the mixture as the floor and the ideal ratio mask as the ceiling)"),
+        ("table", format_table(summaries)),
+        ("heading2", "Settings"),
+        ("code", json.dumps(settings, indent=2)),
+    ]
+
+
+def to_markdown(report_blocks):
+    lines = []
+    for kind, content in report_blocks:
+        if kind == "heading":
+            lines.append(f"# {content}")
+        elif kind == "heading2":
+            lines.append(f"## {content}")
+        elif kind == "finding":
+            verdict, _, rest = content.partition(". ")
+            lines.append(f"**{verdict}.** {rest}")
+        elif kind == "figure":
+            lines.append(f"![{content[1]}]({content[0]})")
+        elif kind == "code":
+            lines.append(f"```json\n{content}\n```")
+        else:
+            lines.append(content.rstrip("\n"))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _inline(text):
+    escaped = html.escape(text)
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+
+
+def _table_html(table):
+    rows = [line.strip() for line in table.strip().splitlines()]
+    cells = [[cell.strip().replace("\\|", "|") for cell in _CELL_SPLIT.split(row)[1:-1]] for row in rows]
+    head = "".join(f"<th>{_inline(c)}</th>" for c in cells[0])
+    body = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in cells[2:])
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def to_html(report_blocks, out):
+    """The same blocks as one self-contained HTML page (figures as inline PNG data)."""
+    parts = []
+    for kind, content in report_blocks:
+        if kind == "heading":
+            parts.append(f"<h1>{_inline(content)}</h1>")
+        elif kind == "heading2":
+            parts.append(f"<h2>{_inline(content)}</h2>")
+        elif kind == "finding":
+            parts.append(f'<p class="finding">{_inline(content)}</p>')
+        elif kind == "table":
+            parts.append(_table_html(content))
+        elif kind == "figure":
+            data = base64.b64encode((Path(out) / content[0]).read_bytes()).decode("ascii")
+            parts.append(f'<figure><img alt="{html.escape(content[1])}" src="data:image/png;base64,{data}">'
+                         f"<figcaption>{_inline(content[1])}</figcaption></figure>")
+        elif kind == "code":
+            parts.append(f"<pre>{html.escape(content)}</pre>")
+        else:
+            parts.append(f"<p>{_inline(content)}</p>")
+    body = "\n".join(parts)
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>keras-dae reproduction</title>'
+            f"<style>{_STYLE}</style></head><body>\n{body}\n</body></html>\n")
+
+
+def write_report(out, settings, data_note, records, summaries, verdict, sentence, archs):
+    """Draws the training curves and writes `report.md` and `report.html` (each atomically)."""
+    out = Path(out)
+    plot_training({arch: read_history(out / "runs" / arch / "history.csv") for arch in archs},
+                  out / TRAINING_FIGURE)
+    report_blocks = blocks(settings, data_note, records, summaries, verdict, sentence, archs)
+    with atomic_path(out / REPORT_MD) as tmp:
+        tmp.write_text(to_markdown(report_blocks))
+    with atomic_path(out / REPORT_HTML) as tmp:
+        tmp.write_text(to_html(report_blocks, out))
