@@ -97,6 +97,11 @@ def blocks(settings, data_note, records, summaries, verdict, sentence, archs):
         ("table", summary_table(records, summaries, archs)),
         ("heading2", "Couplings"),
         ("table", comparison_table({arch: records[arch] for arch in archs})),
+        ("text", "energy |j-i|<=3: the share within 3 bins of the diagonal. rel. L1 C / diag. / identity: on the "
+                 "held-out frames, the L1 error of C, of the best diagonal (fitted per bin) and of the identity as "
+                 "predictors of the model's output, relative to the output's L1 norm (how much of the model a "
+                 "linear map explains). cond.: condition number of the fitting frames. dead units: output bins "
+                 "that are zero on every frame."),
         ("figure", (COMPARISON_FIGURE, "couplings of each model side by side")),
         ("heading2", "Training"),
         ("figure", (TRAINING_FIGURE, "training curves")),
