@@ -161,18 +161,20 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
     else:
         raise ValueError(f"Unknown preset {preset!r}; valid ones are {', '.join(PRESETS)}.")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     config = SpectralConfig(num_bins=sizes.num_bins)
     root = root or os.environ.get("MUSDB_PATH") or None
     demo = root is None
     settings = {"preset": preset, "sizes": dataclasses.asdict(sizes), "root": str(root) if root else None,
                 "is_wav": is_wav, "data": "demo" if demo else "musdb", "seed": seed}
+    if not demo:  # a bad root is reported before anything is written
+        test_tracks = list_tracks(root, is_wav=is_wav, subsets="test")
+    out.mkdir(parents=True, exist_ok=True)
     stages = _Stages(out, json.loads(json.dumps(settings)))  # as stages.json holds them (tuples as lists)
     if demo:
         root, is_wav = out / DEMO_DATA, True
         num_train, num_test = sizes.demo_tracks
         stages.run("data", lambda: write_demo_musdb(root, num_train, num_test, seconds=sizes.demo_seconds, seed=seed))
-    test_tracks = list_tracks(root, is_wav=is_wav, subsets="test")
+        test_tracks = list_tracks(root, is_wav=is_wav, subsets="test")
     data_note = _data_note(demo, root, is_wav, sizes, test_tracks)
     frames = {}
 

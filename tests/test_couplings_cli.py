@@ -195,3 +195,27 @@ def test_cli_bad_input(trained, tmp_path, run_cli):
     assert not (tmp_path / "new" / METRICS).exists()
     code, _, err = run_cli("couplings", "--out", tmp_path / "new")
     assert code == 2 and "give --model" in err
+
+
+def test_calibration_is_computed_once_per_frame_set_solver_and_seed(monkeypatch):
+    from keras_dae.analysis import report
+
+    calls = []
+    real_solve = report.solve
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("solver"))
+        return real_solve(*args, **kwargs)
+
+    monkeypatch.setattr(report, "solve", counting)
+    monkeypatch.setattr(report, "_CALIBRATIONS", {})
+    frames = np.random.default_rng(0).uniform(0, 1, (64, 8)).astype(np.float32)
+    options = {"solver": "lstsq"}
+    first = report.calibration(frames, options, seed=0)
+    first["diagonal_energy_ratio"] = -1.0  # a caller changing its copy does not change the cache
+    again = report.calibration(frames.copy(), options, seed=0)
+    assert len(calls) == 1 and again["diagonal_energy_ratio"] > 0.99
+    report.calibration(frames, options, seed=1)
+    report.calibration(frames[:-1], options, seed=0)
+    report.calibration(frames, {"solver": "lstsq", "ridge": 1.0}, seed=0)
+    assert len(calls) == 4

@@ -91,3 +91,12 @@ def test_comparison_table_cells_do_not_split():
     header, rule, row = table.strip().splitlines()
     cells = lambda line: [c for c in line.replace("\\|", "").split("|")[1:-1]]  # noqa: E731
     assert len(cells(header)) == len(cells(rule)) == len(cells(row))
+
+
+def test_cli_bad_input_is_one_line_and_writes_nothing(tmp_path, run_cli):
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli("reproduce", "--out", out, "--root", tmp_path / "missing")
+    assert code == 1 and stderr.count("\n") == 1 and "does not exist" in stderr and "Traceback" not in stderr
+    assert not out.exists()
+    code, _, stderr = run_cli("reproduce", "--out", out, "--preset", "huge")
+    assert code == 2 and "huge" in stderr and stderr.count("\n") == 1
