@@ -8,6 +8,8 @@ finished stages and continues where it stopped:
     couplings/<arch>   `analysis.report.examine` into `OUT/couplings/<arch>`,
                        every model on the same mixture frames of the test data
     evaluate/<arch>    `evaluation.evaluate` (the model) into `OUT/eval/<arch>`
+    per-bin references what teachers that filter each bin on their own score on the same
+                       frames (`analysis.report.per_bin_references`), `OUT/couplings/per_bin_references.json`
     references         the mixture and ideal-ratio-mask scores, once, `OUT/eval/references`
     compare            `analysis.report.compare` of the three couplings
     report             `OUT/report.md` and `OUT/report.html` (`reproduce_report`)
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 ARCHS = ("dae", "deep-dae", "sf")
 STAGES = "stages.json"
 DEMO_DATA = "data"
+PER_BIN = "per_bin_references.json"
 # A diagonal teacher on the same frames must score at least this for the frames to tell diagonal from not.
 MIN_CALIBRATION = 0.9
 # Difference of diagonal energy ratios that counts as "more diagonal".
@@ -199,6 +202,16 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
                                 model_file=run_dir / "model.keras", methods=("model",), overwrite=True)
 
         stages.run(f"evaluate/{arch}", score)
+    per_bin_path = out / "couplings" / PER_BIN
+    solver_options = {"solver": sizes.couplings_solver, "schedule": sizes.couplings_schedule, "loss": "l1",
+                      "ridge": 0.0, "seed": seed, "epochs": sizes.couplings_epochs}
+
+    def per_bin():
+        scores = report.per_bin_references(frame_set().fit, solver_options, seed, verbose=verbose)
+        with atomic_path(per_bin_path) as tmp:
+            tmp.write_text(json.dumps(scores, indent=2))
+
+    stages.run("per-bin references", per_bin)
     stages.run("references", lambda: evaluation.evaluate(
         None, test_tracks, out / "eval" / "references", config=config, methods=("mixture", "irm"),
         overwrite=True))
@@ -208,8 +221,9 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
     verdict, sentence = finding(records)
     summaries = {arch: evaluation.summarize(out / "eval" / arch, test_tracks, ("model",))["model"] for arch in ARCHS}
     summaries.update(evaluation.summarize(out / "eval" / "references", test_tracks, ("mixture", "irm")))
-    stages.run("report", lambda: write_report(out, settings, data_note, records, summaries, verdict, sentence,
-                                              ARCHS))
+    per_bin_scores = json.loads(per_bin_path.read_text())
+    stages.run("report", lambda: write_report(out, settings, data_note, records, summaries, per_bin_scores, verdict,
+                                              sentence, ARCHS))
     return verdict, sentence
 
 

@@ -80,7 +80,31 @@ def summary_table(records, summaries, archs):
     return "\n".join(lines) + "\n"
 
 
-def blocks(settings, data_note, records, summaries, verdict, sentence, archs):
+def per_bin_table(per_bin):
+    lines = ["| per-bin teacher | diag. energy | energy \\|j-i\\|<=3 |", "|---|---:|---:|"]
+    for name, scores in per_bin.items():
+        lines.append(f"| {name} | {scores['diagonal_energy_ratio']:.3f} | {scores['band_energy_ratio_3']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def per_bin_note(per_bin, records, archs):
+    """Where each model's diagonal energy falls against the per-bin teachers' range (from the numbers)."""
+    ratios = [scores["diagonal_energy_ratio"] for scores in per_bin.values()]
+    low, high = min(ratios), max(ratios)
+    placed = []
+    for arch in archs:
+        ratio = records[arch]["couplings"]["diagonal_energy_ratio"]
+        if ratio < low:
+            placed.append(f"{arch} ({ratio:.3f}) is below it, at {ratio / low:.2g} times its lowest")
+        else:
+            placed.append(f"{arch} ({ratio:.3f}) is {'within' if ratio <= high else 'above'} it")
+    return (f"Per-bin references: teachers that filter each bin on its own, fitted by the same solver on the same "
+            f"frames, score {low:.3f} to {high:.3f} diagonal energy (C has no bias and the bins are correlated, "
+            f"so a per-bin mapping that is not linear still gets off-diagonal couplings). Against that range: "
+            f"{'; '.join(placed)}. Far below it means structure across frequencies.")
+
+
+def blocks(settings, data_note, records, summaries, per_bin, verdict, sentence, archs):
     """The report as `(kind, content)` blocks: heading, finding, text, table, figure, code."""
     from keras_dae.analysis.report import comparison_table
     from keras_dae.evaluation import format_table
@@ -95,6 +119,8 @@ def blocks(settings, data_note, records, summaries, verdict, sentence, archs):
                  "0.9 the frames cannot tell a diagonal mapping from another. Separation: museval BSS Eval v4, "
                  "median and mean over test tracks of each track's median over windows, in dB."),
         ("table", summary_table(records, summaries, archs)),
+        ("text", per_bin_note(per_bin, records, archs)),
+        ("table", per_bin_table(per_bin)),
         ("heading2", "Couplings"),
         ("table", comparison_table({arch: records[arch] for arch in archs})),
         ("text", "energy |j-i|<=3: the share within 3 bins of the diagonal. rel. L1 C / diag. / identity: on the "
@@ -171,12 +197,12 @@ def to_html(report_blocks, out):
             f"<style>{_STYLE}</style></head><body>\n{body}\n</body></html>\n")
 
 
-def write_report(out, settings, data_note, records, summaries, verdict, sentence, archs):
+def write_report(out, settings, data_note, records, summaries, per_bin, verdict, sentence, archs):
     """Draws the training curves and writes `report.md` and `report.html` (each atomically)."""
     out = Path(out)
     plot_training({arch: read_history(out / "runs" / arch / "history.csv") for arch in archs},
                   out / TRAINING_FIGURE)
-    report_blocks = blocks(settings, data_note, records, summaries, verdict, sentence, archs)
+    report_blocks = blocks(settings, data_note, records, summaries, per_bin, verdict, sentence, archs)
     with atomic_path(out / REPORT_MD) as tmp:
         tmp.write_text(to_markdown(report_blocks))
     with atomic_path(out / REPORT_HTML) as tmp:

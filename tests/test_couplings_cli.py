@@ -219,3 +219,18 @@ def test_calibration_is_computed_once_per_frame_set_solver_and_seed(monkeypatch)
     report.calibration(frames[:-1], options, seed=0)
     report.calibration(frames, {"solver": "lstsq", "ridge": 1.0}, seed=0)
     assert len(calls) == 4
+
+
+def test_per_bin_references_score_each_per_bin_teacher():
+    """The linear per-bin teacher is recovered exactly; the non-linear ones are scored on the same frames."""
+    from keras_dae.analysis.report import PER_BIN_TEACHERS, per_bin_references
+
+    base = np.random.default_rng(0).uniform(0, 1, (400, 1)).astype(np.float32)
+    frames = base * np.random.default_rng(1).uniform(0.5, 1.5, (1, 8)).astype(np.float32)  # correlated bins
+    frames += np.random.default_rng(2).uniform(0, 0.3, frames.shape).astype(np.float32)
+    scores = per_bin_references(frames, {"solver": "lstsq"}, seed=0)
+    assert list(scores) == list(PER_BIN_TEACHERS)
+    assert scores["linear gain"]["diagonal_energy_ratio"] > 0.999
+    for name in ("soft gate", "threshold", "compression"):
+        assert 0.0 <= scores[name]["diagonal_energy_ratio"] < 0.99  # correlated bins, no bias: off-diagonal energy
+        assert scores[name]["diagonal_energy_ratio"] <= scores[name]["band_energy_ratio_3"] <= 1.0

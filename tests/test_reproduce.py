@@ -79,7 +79,10 @@ def test_tiny_reproduction_end_to_end_and_resume(tmp_path, monkeypatch):
     page = (tmp_path / "report.html").read_text()
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert len(images) == 2 and all(base64.b64decode(data)[:8] == PNG for data in images)
-    assert sentence in html.unescape(page) and page.count("<table>") == 3
+    assert sentence in html.unescape(page) and page.count("<table>") == 4
+    assert "Per-bin references: teachers that filter each bin on its own" in report
+    for teacher in ("linear gain", "soft gate", "threshold", "compression"):
+        assert f"| {teacher} | " in report
     with pytest.raises(ValueError, match="other settings"):
         reproduce(tmp_path, preset=Preset(num_bins=32, hidden_size=8, epochs=1, steps_per_epoch=2))
 

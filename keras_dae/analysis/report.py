@@ -122,9 +122,46 @@ def calibration(frames, solver_options, seed, verbose=0):
         truth = np.diag(gains)
         _CALIBRATIONS[key] = {
             "diagonal_energy_ratio": metrics.diagonal_energy_ratio(matrix),
+            "band_energy_ratio_3": metrics.band_energy_ratio(matrix, 3),
             "relative_error_to_truth": float(np.linalg.norm(matrix - truth) / np.linalg.norm(truth)),
         }
     return dict(_CALIBRATIONS[key])
+
+
+# Teachers that filter every bin on its own, `y_i = h_i(x_i)`, with gains `g` in [0.5, 1.5] and `t` each
+# bin's median over the frames: a linear gain (the calibration), a soft gate, a threshold, a compression.
+PER_BIN_TEACHERS = {
+    "linear gain": lambda x, g, t: g * x,
+    "soft gate": lambda x, g, t: g * x * x / (x + t),
+    "threshold": lambda x, g, t: g * np.maximum(x - t, 0),
+    "compression": lambda x, g, t: g * np.sqrt(x * t),
+}
+
+
+def per_bin_references(frames, solver_options, seed, verbose=0):
+    """Diagonal energy of C for each of `PER_BIN_TEACHERS`, fitted by the same solver on `frames`.
+
+    C has no bias and the frames' bins are correlated, so even a teacher that
+    treats every bin on its own gets off-diagonal couplings once it is not
+    linear: these scores are the range a per-bin model can show on these
+    frames (the linear one is the calibration).
+
+    Returns:
+        dict teacher name -> `{"diagonal_energy_ratio", "band_energy_ratio_3"}`.
+    """
+    frames = np.asarray(frames, np.float32)
+    gains = np.random.default_rng(seed + 1).uniform(0.5, 1.5, frames.shape[1]).astype(np.float32)
+    medians = np.median(frames, axis=0) + np.float32(1e-12)
+    linear = calibration(frames, solver_options, seed, verbose)  # the same teacher and gains: computed once
+    results = {"linear gain": {name: linear[name] for name in ("diagonal_energy_ratio", "band_energy_ratio_3")}}
+    for name, teacher in PER_BIN_TEACHERS.items():
+        if name in results:
+            continue
+        matrix, _ = solve(frames, teacher(frames, gains, medians).astype(np.float32), verbose=verbose,
+                          **solver_options)
+        results[name] = {"diagonal_energy_ratio": metrics.diagonal_energy_ratio(matrix),
+                         "band_energy_ratio_3": metrics.band_energy_ratio(matrix, 3)}
+    return results
 
 
 def _trust(frame_set, outputs, num_bins, solver_options, seed, verbose):
