@@ -186,15 +186,17 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
             frames["set"] = track_frame_set(test_tracks, config, max_frames=sizes.max_frames, seed=seed)
         return frames["set"]
 
+    # One set of solver options for every fit on the frames, so the calibration is computed once (its cache key).
+    solver_options = {"solver": sizes.couplings_solver, "schedule": sizes.couplings_schedule, "loss": "l1",
+                      "ridge": 0.0, "seed": seed, "epochs": sizes.couplings_epochs}
     for arch in ARCHS:
         run_dir = out / "runs" / arch
         stages.run(f"train/{arch}", lambda: training.train(
             arch, run_dir, config=config, root=root, is_wav=is_wav, verbose=verbose, seed=seed,
             **sizes.train_settings()))
         stages.run(f"couplings/{arch}", lambda: report.examine(
-            run_dir, out / "couplings" / arch, frame_set(), config, solver=sizes.couplings_solver,
-            schedule=sizes.couplings_schedule,
-            epochs=sizes.couplings_epochs, seed=seed, overwrite=True, verbose=verbose))
+            run_dir, out / "couplings" / arch, frame_set(), config, overwrite=True, verbose=verbose,
+            **solver_options))
 
         def score(arch=arch, run_dir=run_dir):
             model, model_config = resolve(run_dir)
@@ -203,8 +205,6 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
 
         stages.run(f"evaluate/{arch}", score)
     per_bin_path = out / "couplings" / PER_BIN
-    solver_options = {"solver": sizes.couplings_solver, "schedule": sizes.couplings_schedule, "loss": "l1",
-                      "ridge": 0.0, "seed": seed, "epochs": sizes.couplings_epochs}
 
     def per_bin():
         scores = report.per_bin_references(frame_set().fit, solver_options, seed, verbose=verbose)

@@ -2,11 +2,10 @@
 
 Both are rendered from one list of blocks (headings, paragraphs, Markdown
 tables, figures, code), so they always say the same thing. The training
-curves figure is drawn here from each run's `history.csv`.
+curves figure is drawn here from each run's `history.csv` (`runs.read_history`).
 """
 
 import base64
-import csv
 import html
 import json
 import math
@@ -14,6 +13,7 @@ import re
 from pathlib import Path
 
 from keras_dae.atomic import atomic_path
+from keras_dae.runs import read_history
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
@@ -31,38 +31,28 @@ pre { background: #f5f5f5; padding: 0.75rem; overflow-x: auto; }
 """
 
 
-def read_history(path):
-    """`{column: [float, ...]}` of a training `history.csv` (`NA` -> NaN)."""
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    columns = rows[0].keys() if rows else ()
-    return {name: [float("nan") if row[name] in ("", "NA") else float(row[name]) for row in rows] for name in columns}
-
-
 def plot_training(histories, path):
-    """Training (and validation, where there is one) loss per epoch of each model, side by side."""
-    import matplotlib
+    """Training (and validation, where there is one) loss per epoch of each model, side by side.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    `histories` maps a name to `runs.read_history` rows.
+    """
+    from matplotlib.figure import Figure
 
     from keras_dae.plots import save_figure
 
-    figure, axes = plt.subplots(1, len(histories), figsize=(4.2 * len(histories), 3.2), squeeze=False)
-    for ax, (arch, history) in zip(axes[0], histories.items()):
-        epochs = [int(e) + 1 for e in history.get("epoch", range(len(history.get("loss", []))))]
-        ax.plot(epochs, history.get("loss", []), label="training")
-        validation = history.get("val_loss", [])
-        if any(not math.isnan(v) for v in validation):
-            ax.plot(epochs, validation, label="validation")
+    figure = Figure(figsize=(4.2 * len(histories), 3.2), layout="constrained")
+    axes = figure.subplots(1, len(histories), squeeze=False)[0]
+    for ax, (arch, rows) in zip(axes, histories.items()):
+        epochs = [row["epoch"] + 1 for row in rows]
+        ax.plot(epochs, [row.get("loss", math.nan) for row in rows], label="training")
+        if any("val_loss" in row for row in rows):
+            ax.plot(epochs, [row.get("val_loss", math.nan) for row in rows], label="validation")
         ax.set_title(arch)
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
         ax.legend()
     figure.suptitle("Training curves")
-    figure.tight_layout()
     save_figure(figure, Path(path).with_suffix(""), formats=("png",))
-    plt.close(figure)
 
 
 def summary_table(records, summaries, archs):
@@ -200,8 +190,7 @@ def to_html(report_blocks, out):
 def write_report(out, settings, data_note, records, summaries, per_bin, verdict, sentence, archs):
     """Draws the training curves and writes `report.md` and `report.html` (each atomically)."""
     out = Path(out)
-    plot_training({arch: read_history(out / "runs" / arch / "history.csv") for arch in archs},
-                  out / TRAINING_FIGURE)
+    plot_training({arch: read_history(out / "runs" / arch) for arch in archs}, out / TRAINING_FIGURE)
     report_blocks = blocks(settings, data_note, records, summaries, per_bin, verdict, sentence, archs)
     with atomic_path(out / REPORT_MD) as tmp:
         tmp.write_text(to_markdown(report_blocks))

@@ -106,6 +106,20 @@ def _schedule_record(solver, schedule, epochs, num_frames):
 _CALIBRATIONS = {}  # (frames digest, solver options, seed) -> result: models examined on one frame set share it
 
 
+def _teacher_gains(frames, seed):
+    """The per-bin gains of the calibration's (and the per-bin references') teachers, uniform in [0.5, 1.5]."""
+    return np.random.default_rng(seed + 1).uniform(0.5, 1.5, frames.shape[1]).astype(np.float32)
+
+
+PER_BIN_SCORES = ("diagonal_energy_ratio", "band_energy_ratio_3")
+
+
+def _per_bin_scores(matrix):
+    """`PER_BIN_SCORES` of a fitted C."""
+    return {"diagonal_energy_ratio": metrics.diagonal_energy_ratio(matrix),
+            "band_energy_ratio_3": metrics.band_energy_ratio(matrix, 3)}
+
+
 def calibration(frames, solver_options, seed, verbose=0):
     """The solver on a known diagonal teacher over `frames`: how diagonal a fit these frames allow.
 
@@ -117,12 +131,11 @@ def calibration(frames, solver_options, seed, verbose=0):
     key = (hashlib.sha256(frames.tobytes()).hexdigest(), frames.shape, json.dumps(solver_options, sort_keys=True),
            seed)
     if key not in _CALIBRATIONS:
-        gains = np.random.default_rng(seed + 1).uniform(0.5, 1.5, frames.shape[1]).astype(np.float32)
+        gains = _teacher_gains(frames, seed)
         matrix, _ = solve(frames, frames * gains, verbose=verbose, **solver_options)
         truth = np.diag(gains)
         _CALIBRATIONS[key] = {
-            "diagonal_energy_ratio": metrics.diagonal_energy_ratio(matrix),
-            "band_energy_ratio_3": metrics.band_energy_ratio(matrix, 3),
+            **_per_bin_scores(matrix),
             "relative_error_to_truth": float(np.linalg.norm(matrix - truth) / np.linalg.norm(truth)),
         }
     return dict(_CALIBRATIONS[key])
@@ -150,17 +163,17 @@ def per_bin_references(frames, solver_options, seed, verbose=0):
         dict teacher name -> `{"diagonal_energy_ratio", "band_energy_ratio_3"}`.
     """
     frames = np.asarray(frames, np.float32)
-    gains = np.random.default_rng(seed + 1).uniform(0.5, 1.5, frames.shape[1]).astype(np.float32)
+    gains = _teacher_gains(frames, seed)
     medians = np.median(frames, axis=0) + np.float32(1e-12)
-    linear = calibration(frames, solver_options, seed, verbose)  # the same teacher and gains: computed once
-    results = {"linear gain": {name: linear[name] for name in ("diagonal_energy_ratio", "band_energy_ratio_3")}}
+    results = {}
     for name, teacher in PER_BIN_TEACHERS.items():
-        if name in results:
+        if name == "linear gain":  # the calibration's teacher and gains: computed (and cached) there
+            linear = calibration(frames, solver_options, seed, verbose)
+            results[name] = {key: linear[key] for key in PER_BIN_SCORES}
             continue
         matrix, _ = solve(frames, teacher(frames, gains, medians).astype(np.float32), verbose=verbose,
                           **solver_options)
-        results[name] = {"diagonal_energy_ratio": metrics.diagonal_energy_ratio(matrix),
-                         "band_energy_ratio_3": metrics.band_energy_ratio(matrix, 3)}
+        results[name] = _per_bin_scores(matrix)
     return results
 
 

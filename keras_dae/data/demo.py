@@ -21,15 +21,10 @@ import soundfile
 
 from keras_dae.atomic import atomic_path
 from keras_dae.data.example import SOURCES, load_example
-from keras_dae.data.synthetic import synthesize_track
+from keras_dae.data.synthetic import _check_positive, synthesize_track
 
 CLIP_GAINS = (0.5, 1.5)  # range of the random gain of each clip source
 MAX_PEAK = 0.99
-
-
-def _check_count(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}")
 
 
 def demo_track(clip, seconds, seed):
@@ -62,11 +57,11 @@ def write_demo_musdb(out, num_train=6, num_test=2, seconds=30.0, seed=0):
     Returns:
         list of `Path`, the track directories.
     """
-    _check_count("num_train", num_train, 1)
-    _check_count("num_test", num_test, 1)
-    _check_count("seed", seed, 0)
-    if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or not 0 < seconds < np.inf:
-        raise ValueError(f"`seconds` must be a positive, finite number. Received: seconds={seconds!r}")
+    _check_positive("num_train", num_train, numbers.Integral)
+    _check_positive("num_test", num_test, numbers.Integral)
+    _check_positive("seconds", seconds, numbers.Real)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative int. Received: seed={seed!r}")
     clip = load_example()
     track_dirs = []
     for subset_index, (subset, count) in enumerate((("train", num_train), ("test", num_test))):
