@@ -3,7 +3,7 @@
 Measures, in one run on this machine, each case in a fresh Python process
 (so that its peak resident memory is its own):
 
-    package  `keras_dae.separate_files.separate_file` (what `keras-dae
+    package  `keras_dae.separation.separate_file` (what `keras-dae
              separate` runs): ffmpeg decoding, chunked STFT / model / inverse
              STFT, WAV writing; on a `--short-minutes` (3) and a
              `--long-minutes` (60) stereo 44.1 kHz 16-bit WAV
@@ -155,7 +155,7 @@ def child(args):
     out = Path(args.out)
     with CpuMeter() as meter:
         if args.case == "package":
-            from keras_dae.separate_files import separate_file
+            from keras_dae.separation import separate_file
 
             outputs = separate_file(model, config, args.input, out, overwrite=True)
         else:
@@ -178,7 +178,7 @@ def child(args):
 
 def chunk_breakdown(model, config, repeats=3):
     """Best seconds of one full chunk's maths (STFT, model, mask, inverse) and of its model call alone."""
-    from keras_dae.separation import CHUNK_FRAMES, _Chunker
+    from keras_dae.separation.core import CHUNK_FRAMES, _Chunker
 
     margin = -(-config.window_length // config.hop_length)
     frames = CHUNK_FRAMES + 2 * margin
@@ -225,7 +225,7 @@ def matmul_throughput(num_bins, rows, repeats=7):
 
 def chunk_seconds_of_audio(config):
     """Seconds of audio one full chunk covers."""
-    from keras_dae.separation import CHUNK_FRAMES
+    from keras_dae.separation.core import CHUNK_FRAMES
 
     return CHUNK_FRAMES * config.hop_length / RATE
 
@@ -237,7 +237,7 @@ def flops_per_second(num_bins, config):
 
 def roofline(num_bins, config):
     """`(GFLOP/s, FLOPs per second of audio, real-time factor the products allow)`."""
-    from keras_dae.separation import CHUNK_FRAMES
+    from keras_dae.separation.core import CHUNK_FRAMES
 
     margin = -(-config.window_length // config.hop_length)
     rows = CHANNELS * (CHUNK_FRAMES + 2 * margin)

@@ -1,4 +1,4 @@
-"""`keras-dae couplings` and `keras-dae reproduce`: forward to `keras_dae.analysis.report` and `keras_dae.reproduce`."""
+"""`keras-dae couplings` and `keras-dae reproduce`: forward to `keras_dae.couplings` and `keras_dae.reproduce`."""
 
 from pathlib import Path
 
@@ -9,7 +9,7 @@ from keras_dae_cli.common import (STATE, data_options, import_library, model_spe
 
 
 def _frame_set(config, root, is_wav, subset, split, prepared, max_frames, seed):
-    from keras_dae.analysis.frames import prepared_frame_set, track_frame_set
+    from keras_dae.couplings.frames import prepared_frame_set, track_frame_set
     from keras_dae.data.prepare import read_index
     from keras_dae.data.tracks import list_tracks
 
@@ -68,7 +68,7 @@ def couplings(ctx, directories, model_path, out, compare, root, is_wav, subset, 
         if model_path:
             raise click.UsageError("--compare takes couplings directories, not --model.")
         import_library()
-        from keras_dae.analysis.report import compare as compare_dirs
+        from keras_dae.couplings import compare as compare_dirs
 
         table = compare_dirs(directories, out, formats=formats)
         click.echo(table, nl=False)
@@ -80,7 +80,7 @@ def couplings(ctx, directories, model_path, out, compare, root, is_wav, subset, 
         raise click.UsageError("give --model RUN_DIR (or its model.keras), or --compare DIRS.")
     import_library()
     from keras_dae import runs
-    from keras_dae.analysis.report import examine
+    from keras_dae.couplings import examine
 
     loaded = runs.load_run_model(model_path)
     config = model_spectral_config(ctx, loaded, spectral)
@@ -115,7 +115,7 @@ def reproduce(out, root, is_wav, preset, seed):
     """
     import_library()
     from keras_dae.reproduce import reproduce as run
-    from keras_dae.reproduce_report import REPORT_HTML, REPORT_MD
+    from keras_dae.reproduce import REPORT_HTML, REPORT_MD
 
     verdict, sentence = run(out, root=root, is_wav=is_wav, preset=preset, seed=seed,
                             verbose=0 if STATE["quiet"] else 1)

@@ -1,4 +1,4 @@
-"""`keras-dae separate` and `keras-dae evaluate`: forward to `keras_dae.separate_files` and `keras_dae.evaluation`."""
+"""`keras-dae separate` and `keras-dae evaluate`: forward to `keras_dae.separation` and `keras_dae.evaluation`."""
 
 import sys
 
@@ -68,7 +68,7 @@ def separate(ctx, inputs, model_path, out, mask, wiener, chunk_frames, overwrite
     Spectral settings default to the model's run (config.json).
     """
     import_library()
-    from keras_dae.separate_files import separate_files
+    from keras_dae.separation import separate_files
 
     model, config = _load(ctx, model_path, spectral)
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from keras_dae import describe_model
-from keras_dae.analysis import figures, metrics
-from keras_dae.analysis.frames import track_frame_set
+from keras_dae.couplings import figures, metrics
+from keras_dae.couplings import track_frame_set
 from keras_dae.couplings import distill
 from keras_dae.data.tracks import list_tracks
 from keras_dae.separation import resolve
@@ -71,7 +71,7 @@ print(f"fitted in {len(history['loss'])} epochs; relative L1 loss {history['loss
 # the most a truly per-bin model could show here.
 
 # %%
-from keras_dae.analysis.report import calibration  # noqa: E402
+from keras_dae.couplings import calibration  # noqa: E402
 
 ratio = metrics.diagonal_energy_ratio(C)
 check = calibration(frames.fit, {"solver": "fit", "schedule": "converge"}, seed=0)

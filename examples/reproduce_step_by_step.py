@@ -20,8 +20,8 @@ from pathlib import Path
 
 import keras_dae
 from keras_dae import evaluation
-from keras_dae.analysis import report
-from keras_dae.analysis.frames import track_frame_set
+from keras_dae import couplings
+from keras_dae.couplings import track_frame_set
 from keras_dae.data.demo import write_demo_musdb
 from keras_dae.data.tracks import list_tracks
 from keras_dae.reproduce import ARCHS, finding
@@ -62,10 +62,10 @@ def main():
     # 4. Neural couplings of each model: C fitted with model.fit (L1 loss), metrics and figures.
     records = {}
     for arch in ARCHS:
-        records[arch] = report.examine(args.out / "runs" / arch, args.out / "couplings" / arch, frames, config,
+        records[arch] = couplings.examine(args.out / "runs" / arch, args.out / "couplings" / arch, frames, config,
                                        schedule="converge", overwrite=True)
         print(f"{arch}: diagonal energy ratio {records[arch]['couplings']['diagonal_energy_ratio']:.3f}")
-    report.compare([args.out / "couplings" / arch for arch in ARCHS], args.out / "couplings" / "compare")
+    couplings.compare([args.out / "couplings" / arch for arch in ARCHS], args.out / "couplings" / "compare")
 
     # 5. museval scores of each model, with the mixture (floor) and the ideal ratio mask (ceiling).
     summaries = {}

@@ -30,7 +30,7 @@ if keras.backend.backend() != "tensorflow":
 
 from keras_dae.layers import SkipFilter  # noqa: E402
 from keras_dae.models import ARCHITECTURES, build_model, describe_model  # noqa: E402
-from keras_dae.separation import separate  # noqa: E402
+from keras_dae.separation.core import separate  # noqa: E402
 from keras_dae.spectral import SpectralConfig  # noqa: E402
 from keras_dae.training import train  # noqa: E402
 

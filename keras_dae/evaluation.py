@@ -33,11 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_dae import spectral
 from keras_dae.atomic import atomic_path
 from keras_dae.data.example import SOURCES
 from keras_dae.data.tracks import read_track
-from keras_dae.separation import separate
+from keras_dae.separation.core import separate
+from keras_dae.separation.masks import ideal_ratio_mask
+from keras_dae.tables import Table
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,6 @@ TARGETS = ("vocals", "accompaniment")
 METRICS = ("SDR", "SIR", "SAR", "ISR")
 STATISTICS = ("median", "mean")
 SETTINGS = "evaluation.json"
-EPSILON = 1e-12
 
 
 @dataclasses.dataclass
@@ -70,19 +70,6 @@ def load_sources(track):
     vocals = sources[SOURCES.index("vocals")]
     mixture = sources.sum(axis=0)
     return mixture, {"vocals": vocals, "accompaniment": mixture - vocals}
-
-
-def ideal_ratio_mask(mixture, vocals, accompaniment, config):
-    """Vocals and accompaniment by the magnitude ratio mask of the true sources (all bins)."""
-    config = dataclasses.replace(config, num_bins=config.max_bins)
-
-    def spectrum(audio):
-        return spectral.stft(np.ascontiguousarray(audio.T), config)
-
-    voice, rest = np.abs(spectrum(vocals)), np.abs(spectrum(accompaniment))
-    mask = voice / (voice + rest + EPSILON)
-    estimate = spectral.istft(mask.astype(np.complex64) * spectrum(mixture), len(mixture), config).numpy().T
-    return {"vocals": estimate, "accompaniment": mixture - estimate}
 
 
 def file_digest(path):
@@ -208,16 +195,17 @@ def summarize(out, tracks, methods=METHODS):
     return summary
 
 
+def summary_table(summary):
+    """The summary as a `Table`: one row per method, target and statistic."""
+    header = ["method", "target", "over tracks", *(f"{m} (dB)" for m in METRICS)]
+    rows = [[method, target, statistic, *(f"{targets[target][m][statistic]:.2f}" for m in METRICS)]
+            for method, targets in summary.items() for target in TARGETS for statistic in STATISTICS]
+    return Table(header, rows, align=("left",) * 3 + ("right",) * len(METRICS))
+
+
 def format_table(summary):
-    """The summary as a Markdown table: one row per method, target and statistic."""
-    header = "| method | target | over tracks | " + " | ".join(f"{m} (dB)" for m in METRICS) + " |"
-    lines = [header, "|" + "---|" * 3 + "---:|" * len(METRICS)]
-    for method, targets in summary.items():
-        for target in TARGETS:
-            for statistic in STATISTICS:
-                cells = [f"{targets[target][m][statistic]:.2f}" for m in METRICS]
-                lines.append(f"| {method} | {target} | {statistic} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    """The summary as a Markdown table (`summary_table`)."""
+    return summary_table(summary).markdown()
 
 
 def write_summary(out, summary):

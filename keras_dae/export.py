@@ -26,7 +26,7 @@ import keras
 import tensorflow as tf
 
 from keras_dae import spectral
-from keras_dae.separation import TINY
+from keras_dae.separation.masks import apply_gain, subtract_gain
 
 SIGNATURES = ("serving_default", "spectrogram")
 _VERSION = re.compile(r"^[0-9]+$")
@@ -46,9 +46,8 @@ def separate_graph(model, config, waveforms):
     spectrum = spectral.stft(waveforms, config)  # (batch, frames, num_bins)
     magnitude = tf.abs(spectrum)
     flat = tf.reshape(magnitude, [-1, config.num_bins])
-    gain = tf.reshape(model(flat, training=False) / tf.maximum(flat, TINY), tf.shape(magnitude))
-    vocals_spectrum = tf.complex(tf.math.real(spectrum) * gain, tf.math.imag(spectrum) * gain)
-    vocals = spectral.istft(vocals_spectrum, tf.shape(waveforms)[-1], config)
+    gain = tf.reshape(subtract_gain(model(flat, training=False), flat), tf.shape(magnitude))
+    vocals = spectral.istft(apply_gain(spectrum, gain), tf.shape(waveforms)[-1], config)
     return {"vocals": vocals, "accompaniment": waveforms - vocals}
 
 

@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_dae.analysis import metrics
-from keras_dae.analysis.jacobian import mean_jacobian
+from keras_dae.couplings import metrics
+from keras_dae.couplings import mean_jacobian
 from keras_dae.couplings import NeuralCouplings, Schedule, distill, fit_couplings, lstsq_couplings, solve
 from keras_dae.models import build_model
 

@@ -9,9 +9,10 @@ import soundfile
 from matplotlib.image import imread
 
 from keras_dae import runs, training
-from keras_dae.analysis import frames as frames_module
-from keras_dae.analysis import metrics as metrics_module
-from keras_dae.analysis.report import COUPLINGS, METRICS, examine
+from keras_dae.couplings import frames as frames_module
+from keras_dae.couplings import metrics as metrics_module
+from keras_dae.couplings import examine
+from keras_dae.couplings.examine import COUPLINGS, METRICS
 from keras_dae.data.prepare import prepare_dataset
 from keras_dae.data.synthetic import write_synthetic_musdb
 from keras_dae.data.tracks import list_tracks
@@ -198,7 +199,7 @@ def test_cli_bad_input(trained, tmp_path, run_cli):
 
 
 def test_calibration_is_computed_once_per_frame_set_solver_and_seed(monkeypatch):
-    from keras_dae.analysis import report
+    from keras_dae.couplings import references as report
 
     calls = []
     real_solve = report.solve
@@ -223,7 +224,7 @@ def test_calibration_is_computed_once_per_frame_set_solver_and_seed(monkeypatch)
 
 def test_per_bin_references_score_each_per_bin_teacher():
     """The linear per-bin teacher is recovered exactly; the non-linear ones are scored on the same frames."""
-    from keras_dae.analysis.report import PER_BIN_TEACHERS, per_bin_references
+    from keras_dae.couplings import PER_BIN_TEACHERS, per_bin_references
 
     base = np.random.default_rng(0).uniform(0, 1, (400, 1)).astype(np.float32)
     frames = base * np.random.default_rng(1).uniform(0.5, 1.5, (1, 8)).astype(np.float32)  # correlated bins

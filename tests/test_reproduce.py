@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from keras_dae import reproduce as reproduce_module
+from keras_dae.reproduce import stages as reproduce_module
 from keras_dae.reproduce import ARCHS, Preset, finding, reproduce
 
 TINY = Preset(num_bins=16, hidden_size=8, epochs=1, steps_per_epoch=2, batch_size=32, max_frames=400,
@@ -88,9 +88,9 @@ def test_tiny_reproduction_end_to_end_and_resume(tmp_path, monkeypatch):
 
 
 def test_comparison_table_cells_do_not_split():
-    from keras_dae.analysis.report import comparison_table
+    from keras_dae.couplings import comparison_table
 
-    table = comparison_table({"sf": {}})
+    table = comparison_table({"sf": {}}).markdown()
     header, rule, row = table.strip().splitlines()
     cells = lambda line: [c for c in line.replace("\\|", "").split("|")[1:-1]]  # noqa: E731
     assert len(cells(header)) == len(cells(rule)) == len(cells(row))

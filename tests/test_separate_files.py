@@ -8,10 +8,10 @@ import pytest
 import soundfile
 import stempeg
 
-from keras_dae import separate_files as files_module
+from keras_dae.separation import files as files_module
 from keras_dae.audiofile import AudioFileError, read_audio
 from keras_dae.models import build_model
-from keras_dae.separate_files import output_name, output_names, separate_file
+from keras_dae.separation.files import output_name, output_names, separate_file
 from keras_dae.separation import separate
 from keras_dae.spectral import SpectralConfig
 

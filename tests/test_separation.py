@@ -59,7 +59,7 @@ def test_bad_arguments(model):
 def test_overlap_add_equals_tensorflows(width, hop):
     import tensorflow as tf
 
-    from keras_dae.separation import _overlap_add
+    from keras_dae.separation.core import _overlap_add
 
     rng = np.random.default_rng(width)
     frames = rng.standard_normal((2, 13, width)).astype(np.float32)

@@ -5,14 +5,14 @@ finished stages and continues where it stopped:
 
     data               without a MUSDB root: demo tracks (`data.demo`) in `OUT/data`
     train/<arch>       `training.train` into `OUT/runs/<arch>` (itself resumable)
-    couplings/<arch>   `analysis.report.examine` into `OUT/couplings/<arch>`,
+    couplings/<arch>   `couplings.examine` into `OUT/couplings/<arch>`,
                        every model on the same mixture frames of the test data
     evaluate/<arch>    `evaluation.evaluate` (the model) into `OUT/eval/<arch>`
     per-bin references what teachers that filter each bin on their own score on the same
-                       frames (`analysis.report.per_bin_references`), `OUT/couplings/per_bin_references.json`
+                       frames (`couplings.per_bin_references`), `OUT/couplings/per_bin_references.json`
     references         the mixture and ideal-ratio-mask scores, once, `OUT/eval/references`
-    compare            `analysis.report.compare` of the three couplings
-    report             `OUT/report.md` and `OUT/report.html` (`reproduce_report`)
+    compare            `couplings.compare` of the three couplings
+    report             `OUT/report.md` and `OUT/report.html` (`reproduce.report`)
 
 The statement of whether the paper's finding held (`finding`) is decided from
 the couplings metrics, never written by hand: the plain DAEs' diagonal energy
@@ -27,18 +27,14 @@ from pathlib import Path
 
 from keras_dae.atomic import atomic_path
 from keras_dae.data.demo import write_demo_musdb
-from keras_dae.reproduce_report import write_report
+from keras_dae.reproduce.finding import ARCHS, finding
+from keras_dae.reproduce.report import write_report
 
 log = logging.getLogger(__name__)
 
-ARCHS = ("dae", "deep-dae", "sf")
 STAGES = "stages.json"
 DEMO_DATA = "data"
 PER_BIN = "per_bin_references.json"
-# A diagonal teacher on the same frames must score at least this for the frames to tell diagonal from not.
-MIN_CALIBRATION = 0.9
-# Difference of diagonal energy ratios that counts as "more diagonal".
-MARGIN = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,46 +68,6 @@ PRESETS = {
     "quick": Preset(num_bins=128, hidden_size=128, epochs=20, steps_per_epoch=50, max_frames=5000,
                     couplings_schedule="converge"),
 }
-
-
-def finding(records):
-    """`(verdict, sentence)` from the couplings metrics of each architecture.
-
-    `records` maps `dae`, `deep-dae` and `sf` to `examine`'s metrics records.
-    Verdicts: `undecided` (the frames cannot tell a diagonal mapping from
-    another: under-determined, or a known diagonal teacher scores below
-    `MIN_CALIBRATION`), `held` (both plain DAEs more diagonal than sf by
-    `MARGIN`), `not held` (neither is), or `mixed` (one is).
-    """
-    missing = [arch for arch in ARCHS if arch not in records]
-    if missing:
-        raise ValueError(f"finding needs the couplings of {', '.join(ARCHS)}; missing {', '.join(missing)}.")
-    ratios = {arch: records[arch]["couplings"]["diagonal_energy_ratio"] for arch in ARCHS}
-    shown = ", ".join(f"{arch} {ratio:.3f}" for arch, ratio in ratios.items())
-    trust = [records[arch]["trust"] for arch in ARCHS]
-    calibration = min(t["calibration"]["diagonal_energy_ratio"] for t in trust)
-    if any(t["under_determined"] for t in trust) or calibration < MIN_CALIBRATION:
-        return "undecided", (
-            f"The data cannot decide: on these frames a known diagonal teacher scores only {calibration:.3f} "
-            f"diagonal energy (under-determined: {any(t['under_determined'] for t in trust)}), so the models' "
-            f"ratios ({shown}) do not tell per-bin filtering from inter-frequency structure. Use more test "
-            "frames or fewer bins."
-        )
-    diagonal = [arch for arch in ("dae", "deep-dae") if ratios[arch] >= ratios["sf"] + MARGIN]
-    if len(diagonal) == 2:
-        return "held", (
-            f"The paper's finding held: both plain DAEs learned more diagonal (per-bin) mappings than the "
-            f"skip-filtering model (diagonal energy ratios {shown}; a diagonal teacher scores {calibration:.3f})."
-        )
-    if not diagonal:
-        return "not held", (
-            f"The paper's finding did not hold on this run: neither plain DAE's mapping is more diagonal than "
-            f"sf's by {MARGIN} (diagonal energy ratios {shown}; a diagonal teacher scores {calibration:.3f})."
-        )
-    return "mixed", (
-        f"Mixed: only {diagonal[0]} is more diagonal than sf by {MARGIN} (diagonal energy ratios {shown}; "
-        f"a diagonal teacher scores {calibration:.3f})."
-    )
 
 
 class _Stages:
@@ -150,9 +106,8 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
     Returns:
         `(verdict, sentence)`, see `finding`.
     """
-    from keras_dae import evaluation, training
-    from keras_dae.analysis import report
-    from keras_dae.analysis.frames import track_frame_set
+    from keras_dae import couplings, evaluation, training
+    from keras_dae.couplings.frames import track_frame_set
     from keras_dae.data.tracks import list_tracks
     from keras_dae.separation import resolve
     from keras_dae.spectral import SpectralConfig
@@ -194,7 +149,7 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
         stages.run(f"train/{arch}", lambda: training.train(
             arch, run_dir, config=config, root=root, is_wav=is_wav, verbose=verbose, seed=seed,
             **sizes.train_settings()))
-        stages.run(f"couplings/{arch}", lambda: report.examine(
+        stages.run(f"couplings/{arch}", lambda: couplings.examine(
             run_dir, out / "couplings" / arch, frame_set(), config, overwrite=True, verbose=verbose,
             **solver_options))
 
@@ -207,7 +162,7 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
     per_bin_path = out / "couplings" / PER_BIN
 
     def per_bin():
-        scores = report.per_bin_references(frame_set().fit, solver_options, seed, verbose=verbose)
+        scores = couplings.per_bin_references(frame_set().fit, solver_options, seed, verbose=verbose)
         with atomic_path(per_bin_path) as tmp:
             tmp.write_text(json.dumps(scores, indent=2))
 
@@ -216,8 +171,8 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
         None, test_tracks, out / "eval" / "references", config=config, methods=("mixture", "irm"),
         overwrite=True))
     couplings_dirs = [out / "couplings" / arch for arch in ARCHS]
-    stages.run("compare", lambda: report.compare(couplings_dirs, out / "couplings" / "compare"))
-    records = {arch: report.read_result(out / "couplings" / arch)[1] for arch in ARCHS}
+    stages.run("compare", lambda: couplings.compare(couplings_dirs, out / "couplings" / "compare"))
+    records = {arch: couplings.read_result(out / "couplings" / arch)[1] for arch in ARCHS}
     verdict, sentence = finding(records)
     summaries = {arch: evaluation.summarize(out / "eval" / arch, test_tracks, ("model",))["model"] for arch in ARCHS}
     summaries.update(evaluation.summarize(out / "eval" / "references", test_tracks, ("mixture", "irm")))

@@ -13,7 +13,7 @@ fit: frames against bins, condition number, dead units, calibration).
 import numpy as np
 from matplotlib.figure import Figure
 
-from keras_dae.analysis import metrics
+from keras_dae.couplings import metrics
 from keras_dae.plots import save_figure
 
 DYNAMIC_RANGE_DB = 60.0

@@ -34,12 +34,10 @@ import scipy.fft
 import tensorflow as tf
 
 from keras_dae import spectral, tracing
+from keras_dae.separation.masks import MASKS, soft_mask, subtract_gain
 
-MASKS = ("subtract", "soft")
 CHUNK_FRAMES = 2048  # about 18 s at the default hop
 WIENER_CHUNK_FRAMES = 512
-EPSILON = 1e-12
-TINY = 1e-30
 WORKERS = os.cpu_count() or 1  # scipy.fft threads
 
 
@@ -86,9 +84,7 @@ class _Chunker:
         if self.wiener:
             kept[...] = _wiener(spectrum, estimate, np.maximum(magnitude - estimate, 0), self.wiener)
         else:  # soft
-            power = estimate * estimate
-            accompaniment = np.maximum(magnitude - estimate, 0)
-            np.multiply(spectrum, power / (power + accompaniment * accompaniment + EPSILON), out=kept)
+            np.multiply(spectrum, soft_mask(estimate, magnitude), out=kept)
         return self._inverse(vocals)
 
     def _inverse(self, vocals):
@@ -115,7 +111,7 @@ def _traced(model, num_bins, gain=False):
         @tf.function(input_signature=[tf.TensorSpec([None, num_bins], tf.float32)])
         def predict_frames(magnitude):
             estimate = model(magnitude, training=False)
-            return estimate / tf.maximum(magnitude, TINY) if gain else estimate
+            return subtract_gain(estimate, magnitude) if gain else estimate
 
         functions[(num_bins, gain)] = predict_frames
     return functions[(num_bins, gain)]

@@ -1,4 +1,4 @@
-"""`keras-dae couplings`: distil, measure and draw a trained model's mapping.
+"""Examining a trained model: distil its couplings C, measure them and draw them.
 
 `examine(model_path, out, frames=...)` writes to `out`:
 
@@ -7,8 +7,8 @@
                       the directory is complete)
     history.csv       the loss per epoch (solver `fit`)
     couplings.png     C as a heat map (frequency axes in Hz)
-    offsets.png       mean |C| against the offset from the diagonal
-    diagonal.png      diagonal against off-diagonal energy per output bin
+    couplings-offsets.png    mean |C| against the offset from the diagonal
+    couplings-diagonal.png   diagonal against off-diagonal energy per output bin
     jacobian.npy, jacobian*.png   with `jacobian=True`: the mean Jacobian
 
 Besides the structure and fit metrics (`metrics.py`) every run reports how
@@ -22,7 +22,6 @@ the most diagonal score these frames allow.
 """
 
 import csv
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -31,10 +30,11 @@ import keras
 import numpy as np
 
 from keras_dae import runs
-from keras_dae.analysis import figures, metrics
-from keras_dae.analysis.jacobian import mean_jacobian
 from keras_dae.atomic import atomic_path
-from keras_dae.couplings import SCHEDULES, solve, teacher_outputs
+from keras_dae.couplings import figures, metrics
+from keras_dae.couplings.jacobian import mean_jacobian
+from keras_dae.couplings.references import calibration
+from keras_dae.couplings.solver import SCHEDULES, solve, teacher_outputs
 
 log = logging.getLogger(__name__)
 
@@ -43,20 +43,6 @@ METRICS = "metrics.json"
 JACOBIAN = "jacobian.npy"
 HISTORY = "history.csv"
 JACOBIAN_FRAMES = 256
-COMPARISON = "comparison"
-# Columns of the comparison table: (metrics.json path, header, format).
-TABLE = (
-    (("couplings", "diagonal_energy_ratio"), "diag. energy", "{:.3f}"),
-    (("couplings", "band_energy_ratio_3"), "energy |j-i|<=3", "{:.3f}"),
-    (("couplings", "mean_absolute_offset_bins"), "mean |offset| (bins)", "{:.1f}"),
-    (("couplings", "fit_quality", "matrix", "relative_l1"), "rel. L1 C", "{:.3f}"),
-    (("couplings", "fit_quality", "best_diagonal", "relative_l1"), "rel. L1 diag.", "{:.3f}"),
-    (("couplings", "fit_quality", "identity", "relative_l1"), "rel. L1 identity", "{:.3f}"),
-    (("trust", "frames_fit"), "frames", "{:d}"),
-    (("trust", "condition_number"), "cond.", "{:.1e}"),
-    (("trust", "dead_output_units"), "dead units", "{:.0%}"),
-    (("trust", "calibration", "diagonal_energy_ratio"), "calibration diag.", "{:.3f}"),
-)
 
 
 def _write_json(path, data):
@@ -101,80 +87,6 @@ def _schedule_record(solver, schedule, epochs, num_frames):
     record = schedule.to_dict()
     record.update(batch_size_used=schedule.batch_for(num_frames), max_epochs=epochs or schedule.epochs)
     return record
-
-
-_CALIBRATIONS = {}  # (frames digest, solver options, seed) -> result: models examined on one frame set share it
-
-
-def _teacher_gains(frames, seed):
-    """The per-bin gains of the calibration's (and the per-bin references') teachers, uniform in [0.5, 1.5]."""
-    return np.random.default_rng(seed + 1).uniform(0.5, 1.5, frames.shape[1]).astype(np.float32)
-
-
-PER_BIN_SCORES = ("diagonal_energy_ratio", "band_energy_ratio_3")
-
-
-def _per_bin_scores(matrix):
-    """`PER_BIN_SCORES` of a fitted C."""
-    return {"diagonal_energy_ratio": metrics.diagonal_energy_ratio(matrix),
-            "band_energy_ratio_3": metrics.band_energy_ratio(matrix, 3)}
-
-
-def calibration(frames, solver_options, seed, verbose=0):
-    """The solver on a known diagonal teacher over `frames`: how diagonal a fit these frames allow.
-
-    Deterministic in its arguments, so it is computed once per process for
-    each frame set, solver and seed (a reproduction examines three models on
-    the same frames).
-    """
-    frames = np.ascontiguousarray(frames, np.float32)
-    key = (hashlib.sha256(frames.tobytes()).hexdigest(), frames.shape, json.dumps(solver_options, sort_keys=True),
-           seed)
-    if key not in _CALIBRATIONS:
-        gains = _teacher_gains(frames, seed)
-        matrix, _ = solve(frames, frames * gains, verbose=verbose, **solver_options)
-        truth = np.diag(gains)
-        _CALIBRATIONS[key] = {
-            **_per_bin_scores(matrix),
-            "relative_error_to_truth": float(np.linalg.norm(matrix - truth) / np.linalg.norm(truth)),
-        }
-    return dict(_CALIBRATIONS[key])
-
-
-# Teachers that filter every bin on its own, `y_i = h_i(x_i)`, with gains `g` in [0.5, 1.5] and `t` each
-# bin's median over the frames: a linear gain (the calibration), a soft gate, a threshold, a compression.
-PER_BIN_TEACHERS = {
-    "linear gain": lambda x, g, t: g * x,
-    "soft gate": lambda x, g, t: g * x * x / (x + t),
-    "threshold": lambda x, g, t: g * np.maximum(x - t, 0),
-    "compression": lambda x, g, t: g * np.sqrt(x * t),
-}
-
-
-def per_bin_references(frames, solver_options, seed, verbose=0):
-    """Diagonal energy of C for each of `PER_BIN_TEACHERS`, fitted by the same solver on `frames`.
-
-    C has no bias and the frames' bins are correlated, so even a teacher that
-    treats every bin on its own gets off-diagonal couplings once it is not
-    linear: these scores are the range a per-bin model can show on these
-    frames (the linear one is the calibration).
-
-    Returns:
-        dict teacher name -> `{"diagonal_energy_ratio", "band_energy_ratio_3"}`.
-    """
-    frames = np.asarray(frames, np.float32)
-    gains = _teacher_gains(frames, seed)
-    medians = np.median(frames, axis=0) + np.float32(1e-12)
-    results = {}
-    for name, teacher in PER_BIN_TEACHERS.items():
-        if name == "linear gain":  # the calibration's teacher and gains: computed (and cached) there
-            linear = calibration(frames, solver_options, seed, verbose)
-            results[name] = {key: linear[key] for key in PER_BIN_SCORES}
-            continue
-        matrix, _ = solve(frames, teacher(frames, gains, medians).astype(np.float32), verbose=verbose,
-                          **solver_options)
-        results[name] = _per_bin_scores(matrix)
-    return results
 
 
 def _trust(frame_set, outputs, num_bins, solver_options, seed, verbose):
@@ -299,74 +211,3 @@ def examine(model_path, out, frame_set, config, *, solver="fit", schedule="fast"
               notes_of(record, "jacobian"), formats)
     _write_json(out / METRICS, record)
     return record
-
-
-def read_result(directory):
-    """`(C, metrics record)` of a directory written by `examine`."""
-    directory = Path(directory)
-    if not (directory / METRICS).is_file() or not (directory / COUPLINGS).is_file():
-        raise ValueError(f"'{directory}' holds no couplings (no {METRICS} and {COUPLINGS}); run keras-dae couplings.")
-    try:
-        record = json.loads((directory / METRICS).read_text())
-        matrix = np.load(directory / COUPLINGS)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"cannot read the couplings in '{directory}': {error}") from None
-    return matrix, record
-
-
-def _cell(record, path, fmt):
-    value = record
-    for key in path:
-        value = value.get(key) if isinstance(value, dict) else None
-    if value is None:
-        return "-"
-    return fmt.format(int(value) if fmt.endswith("d}") else value)
-
-
-def comparison_table(records):
-    """Markdown table, one row per `(name, record)`."""
-    header = ["model", *(title.replace("|", "\\|") for _, title, _ in TABLE)]  # |j-i| must not split a cell
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name, record in records.items():
-        lines.append("| " + " | ".join([name, *(_cell(record, path, fmt) for path, _, fmt in TABLE)]) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def compare(directories, out, *, formats=("png",)):
-    """Draws the couplings of several `examine` outputs side by side and writes a table.
-
-    Writes `out/comparison.png` (one shared colour scale), `comparison.md`
-    and `comparison.csv`. Returns the markdown table.
-    """
-    from keras_dae.spectral import SpectralConfig
-
-    if len(directories) < 2:
-        raise ValueError("--compare needs at least two couplings directories.")
-    matrices, records, configs = {}, {}, {}
-    for directory in directories:
-        matrix, record = read_result(directory)
-        arch, folder = record["model"]["arch"], Path(directory).name
-        name = arch if folder == arch else f"{arch} ({folder})"
-        while name in matrices:
-            name += "'"
-        matrices[name], records[name] = matrix, record
-        configs[name] = SpectralConfig.from_dict(record["spectral"])
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    notes = {
-        name: [f"diag. energy {record['couplings']['diagonal_energy_ratio']:.3f} "
-               f"(calibration {record['trust']['calibration']['diagonal_energy_ratio']:.3f})",
-               f"{record['trust']['frames_fit']} frames, {record['trust']['num_bins']} bins"]
-        for name, record in records.items()
-    }
-    figures.plot_compare(matrices, configs, out / f"{COMPARISON}.png",
-                         "Couplings C, one colour scale (dB below the largest |C| of all)", notes, formats)
-    table = comparison_table(records)
-    with atomic_path(out / f"{COMPARISON}.md") as tmp:
-        tmp.write_text(table)
-    with atomic_path(out / f"{COMPARISON}.csv") as tmp, tmp.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["model", *(".".join(path) for path, _, _ in TABLE)])
-        for name, record in records.items():
-            writer.writerow([name, *(_cell(record, path, "{}") for path, _, _ in TABLE)])
-    return table

@@ -1,7 +1,8 @@
 """The report of `keras-dae reproduce`: `report.md`, and `report.html` with its figures inline.
 
-Both are rendered from one list of blocks (headings, paragraphs, Markdown
-tables, figures, code), so they always say the same thing. The training
+Both are rendered from one list of blocks (headings, paragraphs, tables as
+`keras_dae.tables.Table` rows, figures, code), so they always say the same
+thing and neither re-parses the other. The training
 curves figure is drawn here from each run's `history.csv` (`runs.read_history`).
 """
 
@@ -13,13 +14,15 @@ import re
 from pathlib import Path
 
 from keras_dae.atomic import atomic_path
+from keras_dae.couplings.compare import COMPARISON
+from keras_dae.couplings.references import MIN_CALIBRATION
 from keras_dae.runs import read_history
+from keras_dae.tables import Table
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 TRAINING_FIGURE = "training.png"
-COMPARISON_FIGURE = "couplings/compare/comparison.png"
-_CELL_SPLIT = re.compile(r"(?<!\\)\|")
+COMPARISON_FIGURE = f"couplings/compare/{COMPARISON}.png"
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
 table { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
@@ -57,24 +60,23 @@ def plot_training(histories, path):
 
 def summary_table(records, summaries, archs):
     """Per model: its couplings' diagonal energy, the calibration, and its vocals' SDR/SIR/SAR."""
-    header = ("| model | diag. energy | calibration | vocals SDR median | SDR mean | SIR median | SIR mean "
-              "| SAR median | SAR mean |")
-    lines = [header, "|---|" + "---:|" * 8]
+    header = ["model", "diag. energy", "calibration", "vocals SDR median", "SDR mean", "SIR median", "SIR mean",
+              "SAR median", "SAR mean"]
+    rows = []
     for arch in archs:
         couplings, trust = records[arch]["couplings"], records[arch]["trust"]
         vocals = summaries[arch]["vocals"]
         cells = [f"{couplings['diagonal_energy_ratio']:.3f}", f"{trust['calibration']['diagonal_energy_ratio']:.3f}"]
         cells += [f"{vocals[metric][statistic]:.2f}" for metric in ("SDR", "SIR", "SAR")
                   for statistic in ("median", "mean")]
-        lines.append(f"| {arch} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append([arch, *cells])
+    return Table(header, rows)
 
 
 def per_bin_table(per_bin):
-    lines = ["| per-bin teacher | diag. energy | energy \\|j-i\\|<=3 |", "|---|---:|---:|"]
-    for name, scores in per_bin.items():
-        lines.append(f"| {name} | {scores['diagonal_energy_ratio']:.3f} | {scores['band_energy_ratio_3']:.3f} |")
-    return "\n".join(lines) + "\n"
+    rows = [[name, f"{scores['diagonal_energy_ratio']:.3f}", f"{scores['band_energy_ratio_3']:.3f}"]
+            for name, scores in per_bin.items()]
+    return Table(["per-bin teacher", "diag. energy", "energy |j-i|<=3"], rows)
 
 
 def per_bin_note(per_bin, records, archs):
@@ -96,8 +98,8 @@ def per_bin_note(per_bin, records, archs):
 
 def blocks(settings, data_note, records, summaries, per_bin, verdict, sentence, archs):
     """The report as `(kind, content)` blocks: heading, finding, text, table, figure, code."""
-    from keras_dae.analysis.report import comparison_table
-    from keras_dae.evaluation import format_table
+    from keras_dae.couplings.compare import comparison_table
+    from keras_dae.evaluation import summary_table as separation_table
 
     return [
         ("heading", "keras-dae reproduction"),
@@ -106,7 +108,7 @@ def blocks(settings, data_note, records, summaries, per_bin, verdict, sentence, 
         ("heading2", "Summary"),
         ("text", "Diagonal energy: the share of the couplings' energy on the diagonal (1 = per-bin filtering). "
                  "Calibration: the same solver fitted to a known diagonal teacher on the same frames; below "
-                 "0.9 the frames cannot tell a diagonal mapping from another. Separation: museval BSS Eval v4, "
+                 f"{MIN_CALIBRATION} the frames cannot tell a diagonal mapping from another. Separation: museval BSS Eval v4, "
                  "median and mean over test tracks of each track's median over windows, in dB."),
         ("table", summary_table(records, summaries, archs)),
         ("text", per_bin_note(per_bin, records, archs)),
@@ -123,7 +125,7 @@ def blocks(settings, data_note, records, summaries, per_bin, verdict, sentence, 
         ("figure", (TRAINING_FIGURE, "training curves")),
         ("text", "Histories: `runs/<arch>/history.csv`; TensorBoard logs: `tensorboard --logdir runs`."),
         ("heading2", "Separation (with the mixture as the floor and the ideal ratio mask as the ceiling)"),
-        ("table", format_table(summaries)),
+        ("table", separation_table(summaries)),
         ("heading2", "Settings"),
         ("code", json.dumps(settings, indent=2)),
     ]
@@ -143,6 +145,8 @@ def to_markdown(report_blocks):
             lines.append(f"![{content[1]}]({content[0]})")
         elif kind == "code":
             lines.append(f"```json\n{content}\n```")
+        elif kind == "table":
+            lines.append(content.markdown().rstrip("\n"))
         else:
             lines.append(content.rstrip("\n"))
         lines.append("")
@@ -155,10 +159,8 @@ def _inline(text):
 
 
 def _table_html(table):
-    rows = [line.strip() for line in table.strip().splitlines()]
-    cells = [[cell.strip().replace("\\|", "|") for cell in _CELL_SPLIT.split(row)[1:-1]] for row in rows]
-    head = "".join(f"<th>{_inline(c)}</th>" for c in cells[0])
-    body = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in cells[2:])
+    head = "".join(f"<th>{_inline(text)}</th>" for text in table.header)
+    body = "".join("<tr>" + "".join(f"<td>{_inline(text)}</td>" for text in row) + "</tr>" for row in table.rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import soundfile
 
 from keras_dae import audiofile
-from keras_dae.separation import separate_blocks
+from keras_dae.separation.core import separate_blocks
 
 STEMS = ("vocals", "accompaniment")
 SUBTYPE = "FLOAT"

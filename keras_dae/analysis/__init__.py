@@ -1,1 +1,0 @@
-"""Looking inside a trained model: couplings metrics, mean Jacobian, figures, the couplings report."""
