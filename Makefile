@@ -11,12 +11,13 @@ TFIO_BIN := $(TFIO_VENV)/bin
 TFIO_STAMP := $(TFIO_VENV)/.installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: help demo test test-tfio bench-data venv ffmpeg clean
+.PHONY: help demo test test-fast test-tfio bench-data venv ffmpeg clean
 
 help:
 	@echo "make demo   bootstrap, then reproduce the paper's comparison on demo data into $(DEMO_DIR)/ (~5 minutes)"
 	@echo "make test   bootstrap, then run the test suite, then test-tfio"
-	@echo "make test-tfio  build .venv-tfio (TF 2.16 + tensorflow-io) and test the audio readers there"
+	@echo "make test-fast  bootstrap, then run the tests not marked slow (under 3 minutes on 2 cores)"
+	@echo "make test-tfio  build .venv-tfio (TF 2.16 + tensorflow-io) and test the audio readers and keras_dae/compat.py there"
 	@echo "make bench-data  data-pipeline throughput against a musdb+librosa loop (a few minutes)"
 	@echo "make clean  remove the virtual environments and demo outputs"
 
@@ -66,8 +67,13 @@ test: $(STAMP) ffmpeg
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory test-tfio
 
+# Everything but the end-to-end and long tests (marked `slow`); `make test` runs those too.
+test-fast: $(STAMP) ffmpeg
+	$(BIN)/python -m pytest -m "not slow"
+
+# The readers, and the private Keras/TF APIs of keras_dae/compat.py on this stack (TF 2.16).
 test-tfio: $(TFIO_STAMP)
-	$(TFIO_BIN)/python -m pytest -q tests/test_readers.py
+	$(TFIO_BIN)/python -m pytest -q tests/test_readers.py tests/test_compat.py
 
 # Speed targets (prints ratios; see benchmarks/README.md).
 bench-data: $(STAMP) ffmpeg

@@ -65,20 +65,24 @@ Run from the repository root:
 Nothing is asserted: it prints the times, the losses and the ratios.
 """
 
-import argparse
 import dataclasses
 import math
-import os
 import sys
 import time
-from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_data import CpuMeter, print_machine, scratch_dir, section  # noqa: E402
+from harness import (
+    CpuMeter,
+    argument_parser,
+    cpu_sample,
+    load_average,
+    load_flag,
+    print_machine,
+    scratch_dir,
+    section,
+    synthetic_tracks,
+)
 
 BATCH_SIZE = 256
 TRACKS = 4
@@ -88,8 +92,6 @@ SILENCE = 1e-6
 TEACHER_LEARNING_RATE = 1e-3
 # The ridge of the information row (lstsq_couplings' normal-equations path).
 RIDGE = 1e-6
-# Other load (cores) above which a row is flagged as slowed down by other processes.
-BUSY = 0.3
 
 
 @dataclasses.dataclass
@@ -116,11 +118,11 @@ class PausableMeter:
         self.since = None
 
     def start(self):
-        self.since = np.array(CpuMeter._sample())
+        self.since = np.array(cpu_sample())
         return self
 
     def pause(self):
-        now = np.array(CpuMeter._sample())
+        now = np.array(cpu_sample())
         self.totals += now - self.since
         self.since = None
 
@@ -146,7 +148,10 @@ class PausableMeter:
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser(
+        __doc__, quick="smoke run: 257 bins, 3000 frames, 300 teacher steps, paper capped at 100 epochs",
+        seed=True, keep=True,
+    )
     parser.add_argument("--num-bins", type=int, default=2049, help="N, the bins kept (default 2049)")
     parser.add_argument("--frames", type=int, default=20000, help="mixture frames X (default 20000)")
     parser.add_argument("--teacher-steps", type=int, default=150,
@@ -162,10 +167,6 @@ def parse_args(argv=None):
                         help="evaluate the fast C's full-set loss at every epoch (default: until it reaches "
                              "the paper's) and print every epoch")
     parser.add_argument("--no-lstsq", dest="lstsq", action="store_false", help="skip lstsq")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 257 bins, 3000 frames, 300 teacher steps, paper capped at 100 epochs")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--keep", help="write the data here and keep it (default: a temporary directory)")
     args = parser.parse_args(argv)
     if args.quick:
         # 257 bins need more steps than 2049 for a teacher that is not collapsed; they are cheap.
@@ -185,20 +186,14 @@ def parse_args(argv=None):
 def make_frames(args, config, workdir):
     """`(mixture, vocals, lines)`: every non-silent frame of a synthetic test tree."""
     from keras_dae.data.prepare import track_frames
-    from keras_dae.data.synthetic import write_synthetic_musdb
-    from keras_dae.data.tracks import list_tracks
 
     root = workdir / "wav"
     seconds = math.ceil(args.frames * MARGIN / config.frames_per_second / TRACKS) + 1
-    start = time.perf_counter()
-    if not (root / "test").is_dir():
-        write_synthetic_musdb(root, num_tracks=TRACKS, seconds=seconds, subset="test", seed=args.seed)
-    synth = time.perf_counter() - start
-    tracks = list_tracks(root, is_wav=True, subsets="test")
+    tracks, synth = synthetic_tracks(root, num_tracks=TRACKS, seconds=seconds, seed=args.seed, subset="test")
     start = time.perf_counter()
     mixtures, vocals = [], []
     for track in tracks:
-        for mixture, voice in track_frames(track, config):
+        for mixture, voice in track_frames(track, spectral=config):
             mixtures.append(mixture)
             vocals.append(voice)
     mixture, voice = np.concatenate(mixtures), np.concatenate(vocals)
@@ -348,9 +343,8 @@ def after_last_epoch(meter, clock):
 def print_rows(rows):
     print(f"  {'measurement':<34} {'seconds':>9} {'own cores':>9} {'other load':>10} {'rel. L1':>9}  notes")
     for row in rows:
-        flag = "  SLOWED: other processes used ~{:.1f} cores".format(row.other_load) if row.other_load > BUSY else ""
         print(f"  {row.name:<34} {row.seconds:>9.1f} {row.own_cores:>9.2f} {row.other_load:>10.2f} "
-              f"{row.loss:>9.4f}  {row.note}{flag}", flush=True)
+              f"{row.loss:>9.4f}  {row.note}{load_flag(row.other_load)}", flush=True)
 
 
 def print_epochs(records, every):
@@ -487,7 +481,7 @@ def run(args, workdir):
     print_rows(rows)
     print()
     print(f"  L_paper (full-set relative L1 after the paper schedule): {paper_loss:.4f}")
-    print(f"  paper seconds / fast seconds to reach L_paper: "
+    print("  paper seconds / fast seconds to reach L_paper: "
           + (f"{paper_row.seconds:.1f} / {reach_row.seconds:.1f} = {paper_row.seconds / reach_row.seconds:.1f}x"
              if reached is not None else "n/a (fast never reached L_paper)"))
     print(f"  paper seconds / whole fast fit:                {paper_row.seconds:.1f} / {fast_row.seconds:.1f} = "
@@ -500,7 +494,7 @@ def run(args, workdir):
     print("  own cores: CPU this process used per second of the timed part; other load: cores' worth of CPU")
     print("             other processes used meanwhile (0 = quiet; near 1 on this 2-core machine roughly")
     print("             halves the speed, and rows marked SLOWED are not comparable).")
-    print(f"  load average at the end: {', '.join(f'{load:.2f}' for load in os.getloadavg())}")
+    print(f"  load average at the end: {load_average()}")
 
 
 if __name__ == "__main__":

@@ -61,23 +61,31 @@ Run from the repository root:
     .venv/bin/python benchmarks/bench_data.py --root ~/data/musdb18hq --is-wav
 
 Nothing is asserted: it prints a table with PASS/MISS against the targets.
+The shared helpers (CPU accounting, the machine header, ...) are in
+`harness.py` beside it.
 """
 
-import argparse
-import contextlib
 import dataclasses
 import gc
-import os
-import platform
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import numpy as np  # noqa: E402
+from harness import (
+    CpuMeter,
+    argument_parser,
+    print_machine,
+    random_frames,
+    ratio,
+    scratch_dir,
+    section,
+    synthetic_tracks,
+    tree_bytes,
+    verdict,
+)
 
 BATCH_SIZE = 256
 EXCERPT_SECONDS = 6.0
@@ -105,52 +113,8 @@ class Result:
         return self.frames / self.seconds if self.seconds > 0 else float("nan")
 
 
-class CpuMeter:
-    """Cores' worth of CPU that other processes used while a block ran.
-
-    The machine's busy time (`/proc/stat`, steal included) minus this
-    process's own CPU time (its threads and waited-for children such as
-    ffmpeg), per wall-clock second: 0 on a quiet machine, 1 if another
-    process kept one core busy the whole time. NaN without `/proc/stat`.
-    """
-
-    def __enter__(self):
-        self.start = self._sample()
-        return self
-
-    def __exit__(self, *exc):
-        self.end = self._sample()
-
-    @staticmethod
-    def _sample():
-        wall = time.perf_counter()
-        own = sum(os.times()[:4])
-        try:
-            with open("/proc/stat") as stat:
-                fields = [int(value) for value in stat.readline().split()[1:]]
-        except (OSError, ValueError):
-            return wall, float("nan"), own
-        user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-        busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-        return wall, busy, own
-
-    @property
-    def seconds(self):
-        return self.end[0] - self.start[0]
-
-    @property
-    def own_cores(self):
-        return (self.end[2] - self.start[2]) / self.seconds if self.seconds > 0 else float("nan")
-
-    @property
-    def other_load(self):
-        busy = self.end[1] - self.start[1]
-        own = self.end[2] - self.start[2]
-        return max(busy - own, 0.0) / self.seconds if self.seconds > 0 else float("nan")
-
-
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser(__doc__, quick="smoke run: 2 tracks x 8 s, short timings", seed=True, keep=True)
     parser.add_argument("--tracks", type=int, default=8, help="synthetic tracks (default 8)")
     parser.add_argument("--seconds", type=float, default=20.0, help="seconds per synthetic track (default 20)")
     parser.add_argument("--root", help="use this MUSDB root instead of synthetic tracks")
@@ -169,9 +133,6 @@ def parse_args(argv=None):
     parser.add_argument("--no-prepared", action="store_true", help="skip (c)")
     parser.add_argument("--prepared-tracks", type=int, default=8,
                         help="tracks written to the TFRecord cache for (c) (default 8; ~6.5 GB per hour of audio)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 2 tracks x 8 s, short timings")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--keep", help="write the data here and keep it (default: a temporary directory)")
     args = parser.parse_args(argv)
     if args.quick:
         args.tracks, args.seconds, args.epochs = 2, 8.0, 4
@@ -183,35 +144,12 @@ def parse_args(argv=None):
 # --------------------------------------------------------------------------- set-up
 
 
-def machine_info():
-    import tensorflow as tf
-
-    from keras_dae.data import readers
-
-    import keras
-
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu cores (os.cpu_count)": os.cpu_count(),
-        "cpus usable (sched_getaffinity)": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?",
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "gpus": len(tf.config.list_physical_devices("GPU")),
-        "audio backend": readers.backend(),
-        "load average (1, 5, 15 min)": ", ".join(f"{load:.2f}" for load in os.getloadavg()),
-    }
-
-
 def make_wav_tree(args, workdir):
-    """Writes the synthetic MUSDB18-HQ tree; returns `(root, is_wav, seconds taken)`."""
-    from keras_dae.data.synthetic import write_synthetic_musdb
-
+    """Writes the synthetic MUSDB18-HQ tree (unless `--root`); returns `(root, is_wav, seconds taken)`."""
     if args.root:
         return Path(args.root), args.is_wav, 0.0
-    start = time.perf_counter()
-    write_synthetic_musdb(workdir / "wav", num_tracks=args.tracks, seconds=args.seconds, seed=args.seed)
-    return workdir / "wav", True, time.perf_counter() - start
+    _, seconds = synthetic_tracks(workdir / "wav", num_tracks=args.tracks, seconds=args.seconds, seed=args.seed)
+    return workdir / "wav", True, seconds
 
 
 def make_stem_tree(wav_root, workdir):
@@ -261,7 +199,7 @@ def bench_pipeline(tracks, config, args, epochs, name="(a) pipeline"):
 
     num_frames, _ = frames_budget(tracks, config, epochs)
     dataset = musdb_frames(
-        tracks, config, batch_size=BATCH_SIZE, excerpt_seconds=EXCERPT_SECONDS,
+        tracks, spectral=config, batch_size=BATCH_SIZE, excerpt_seconds=EXCERPT_SECONDS,
         training=True, epochs=None, seed=args.seed,
     )
     result = time_batches(name, dataset, num_frames, args.warmup_batches)
@@ -485,12 +423,12 @@ def bench_prepared(tracks, config, args, workdir, num_frames):
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
     tracks = tracks[: args.prepared_tracks]
-    prepare.prepare_dataset(tracks, config, out, progress=False)
+    prepare.prepare_dataset(tracks, out, spectral=config, progress=False)
     prepare_seconds = time.perf_counter() - start
     dataset = prepare.prepared_frames(
-        out, batch_size=BATCH_SIZE, seed=args.seed, training=True, epochs=None, config=config
+        out, batch_size=BATCH_SIZE, seed=args.seed, training=True, epochs=None, spectral=config
     )
-    size = sum(path.stat().st_size for path in out.rglob("*") if path.is_file())
+    size = tree_bytes(out)
     result = time_batches("(c) TFRecord reader", dataset, num_frames, args.warmup_batches,
                           f"cache {size / 2**20:.0f} MiB")
     return result, prepare_seconds, None
@@ -539,9 +477,7 @@ def timed_fit(name, model, dataset, warmup_steps, steps, note=""):
 def bench_training(config, args):
     import tensorflow as tf
 
-    rng = np.random.default_rng(args.seed)
-    mixture = rng.random((16 * BATCH_SIZE, config.num_bins), dtype=np.float32)
-    vocals = mixture * rng.random(mixture.shape, dtype=np.float32)
+    mixture, vocals = random_frames(16 * BATCH_SIZE, config.num_bins, args.seed)
     dataset = tf.data.Dataset.from_tensor_slices((mixture, vocals)).batch(BATCH_SIZE).repeat()
     model = training_model(config.num_bins)
     note = f"sf, {model.count_params() / 1e6:.1f} M params, jit_compile={model.jit_compile}"
@@ -552,7 +488,7 @@ def bench_fit_pipeline(tracks, config, args):
     from keras_dae.data.pipeline import musdb_frames
 
     dataset = musdb_frames(
-        tracks, config, batch_size=BATCH_SIZE, excerpt_seconds=EXCERPT_SECONDS,
+        tracks, spectral=config, batch_size=BATCH_SIZE, excerpt_seconds=EXCERPT_SECONDS,
         training=True, epochs=None, seed=args.seed,
     )
     model = training_model(config.num_bins)
@@ -629,7 +565,7 @@ def profile_pipeline(tracks, config, args):
         ("frames only: ... + shuffle 8192", *per_excerpt_of_batches(to_frames(in_memory, True))),
         ("read + mix + STFT + interleave + batch", *per_excerpt_of_batches(to_frames(plans.map(spectra, **parallel), False))),
     ]
-    full = pipeline.musdb_frames(tracks, config, batch_size=BATCH_SIZE, training=True, epochs=None, seed=args.seed)
+    full = pipeline.musdb_frames(tracks, spectral=config, batch_size=BATCH_SIZE, training=True, epochs=None, seed=args.seed)
     result = time_batches("full", full, count * per_excerpt, args.warmup_batches)
     rows.append(("full musdb_frames (+ shuffle 8192, prefetch)", result.rate / per_excerpt,
                  result.rate / result.own_cores / per_excerpt))
@@ -637,10 +573,6 @@ def profile_pipeline(tracks, config, args):
 
 
 # --------------------------------------------------------------------------- report
-
-
-def verdict(ratio, target):
-    return "PASS" if ratio >= target else "MISS"
 
 
 def print_table(results):
@@ -666,31 +598,9 @@ def print_ratios(pipeline, baseline, prepared, training, label=""):
     for name, top, bottom, target in rows:
         if top is None or bottom is None:
             continue
-        ratio = top.rate / bottom.rate
-        goal = f"target >= {target:g}x: {verdict(ratio, target)}" if target else "(no target)"
-        print(f"  {name:<14} {ratio:8.2f}x   {goal}")
-
-
-def section(title):
-    print(f"\n== {title}", flush=True)
-
-
-def print_machine():
-    section("machine")
-    for key, value in machine_info().items():
-        print(f"  {key}: {value}")
-
-
-@contextlib.contextmanager
-def scratch_dir(keep, prefix):
-    """`keep` (created) if given, else a temporary directory removed afterwards."""
-    path = Path(keep) if keep else Path(tempfile.mkdtemp(prefix=prefix))
-    path.mkdir(parents=True, exist_ok=True)
-    try:
-        yield path
-    finally:
-        if not keep:
-            shutil.rmtree(path, ignore_errors=True)
+        value = ratio(top.rate, bottom.rate)
+        goal = f"target >= {target:g}x: {verdict(value, target)}" if target else "(no target)"
+        print(f"  {name:<14} {value:8.2f}x   {goal}")
 
 
 def main(argv=None):

@@ -24,39 +24,23 @@ Run from the repository root:
 Nothing is asserted.
 """
 
-import argparse
-import os
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_data import print_machine, section  # noqa: E402
+from harness import argument_parser, best_seconds, print_machine, ratio, section
 
 RATE = 44100
 SECONDS = 10.0
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--num-bins", type=int, default=2049)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser = argument_parser(__doc__)
+    parser.add_argument("--num-bins", type=int, default=2049, help="bins of the sf model (default 2049)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per row; the best is reported (default 5)")
     return parser.parse_args(argv)
-
-
-def best_seconds(function, repeats):
-    function()  # warm-up (tracing, first allocations)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main(argv=None):
@@ -82,7 +66,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="bench_export_") as base:
         section(f"export (sf, {args.num_bins} bins)")
         start = time.perf_counter()
-        path = export_model(model, config, base, name="sf")
+        path = export_model(model, base, spectral=config, name="sf")
         print(f"export: {time.perf_counter() - start:.1f} s -> {path}")
         start = time.perf_counter()
         serve = tf.saved_model.load(str(path)).signatures["serving_default"]
@@ -92,11 +76,11 @@ def main(argv=None):
         for size, clips in batches.items():
             tensor = tf.constant(clips)
             served = serve(waveforms=tensor)["vocals"].numpy()
-            direct = keras_dae.separate(model, clips.T, RATE, config=config)["vocals"].T
+            direct = keras_dae.separate(model, clips.T, RATE, spectral=config)["vocals"].T
             difference = float(np.abs(served - direct).max())
             saved_seconds = best_seconds(lambda: serve(waveforms=tensor)["vocals"].numpy(), args.repeats)
             separate_seconds = best_seconds(
-                lambda: keras_dae.separate(model, clips.T, RATE, config=config), args.repeats
+                lambda: keras_dae.separate(model, clips.T, RATE, spectral=config), args.repeats
             )
             rows[size] = (saved_seconds, separate_seconds)
             for name, seconds in (("savedmodel", saved_seconds), ("separate", separate_seconds)):
@@ -105,7 +89,7 @@ def main(argv=None):
             print(f"batch {size}  same result: max |savedmodel - separate| vocals = {difference:.1e}")
         section("ratios (SavedModel / separate, requests per second)")
         for size, (saved_seconds, separate_seconds) in rows.items():
-            print(f"batch {size}: {separate_seconds / saved_seconds:.2f}x")
+            print(f"batch {size}: {ratio(separate_seconds, saved_seconds):.2f}x")
     return 0
 
 

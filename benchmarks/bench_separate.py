@@ -43,34 +43,28 @@ Nothing is asserted.
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_data import CpuMeter, print_machine, scratch_dir, section  # noqa: E402
+from harness import CpuMeter, argument_parser, best_seconds, load_flag, print_machine, scratch_dir, section
 
 RATE = 44100
 CHANNELS = 2
 TARGET_ROOFLINE = 0.70
 TARGET_RT_744 = 150.0
 TARGET_PEAK_GB = 1.5
-BUSY = 0.3
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser(__doc__, quick="smoke run: 0.5 and 2 minutes")
     parser.add_argument("--short-minutes", type=float, default=3.0)
     parser.add_argument("--long-minutes", type=float, default=60.0)
     parser.add_argument("--bins", type=int, nargs="+", default=[2049, 744])
-    parser.add_argument("--quick", action="store_true", help="0.5 and 2 minutes")
     parser.add_argument("--workdir", default=None, help="where the inputs and outputs go (default: a temporary dir)")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # child process: package|numpy
     parser.add_argument("--input", help=argparse.SUPPRESS)
@@ -157,7 +151,7 @@ def child(args):
         if args.case == "package":
             from keras_dae.separation import separate_file
 
-            outputs = separate_file(model, config, args.input, out, overwrite=True)
+            outputs = separate_file(model, args.input, out, spectral=config, overwrite=True)
         else:
             audio, rate = soundfile.read(args.input, dtype="float32", always_2d=True)
             vocals = numpy_separate(numpy_weights(model), config, audio)
@@ -212,14 +206,13 @@ def matmul_throughput(num_bins, rows, repeats=7):
 
     x = tf.random.uniform((rows, num_bins))
     w = tf.random.uniform((num_bins, num_bins))
-    tf.matmul(x, w).numpy()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
+
+    def three():
         for _ in range(3):
             y = tf.matmul(x, w)
         y.numpy()
-        best = min(best, (time.perf_counter() - start) / 3)
+
+    best = best_seconds(three, repeats) / 3
     return 2 * rows * num_bins * num_bins / best / 1e9
 
 
@@ -256,7 +249,7 @@ def main(argv=None):
 
 
 def _flag(record):
-    return " (other load: SLOWED)" if record["other_load"] > BUSY else ""
+    return load_flag(record["other_load"])
 
 
 def run(args, workdir):

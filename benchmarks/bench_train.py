@@ -85,18 +85,28 @@ import dataclasses
 import gc
 import json
 import math
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_data import CpuMeter, print_machine, scratch_dir, section  # noqa: E402
+from harness import (
+    CpuMeter,
+    argument_parser,
+    cpu_sample,
+    cpu_window,
+    load_average,
+    package_version,
+    print_machine,
+    random_frames,
+    scratch_dir,
+    section,
+    synthetic_tracks,
+    tree_bytes,
+    verdict,
+)
 
 BATCH_SIZE = 256
 EXCERPT_SECONDS = 6.0
@@ -250,21 +260,7 @@ def measure(items, rounds, label=""):
 
 def memory_frames(num_bins, seed):
     """Random non-negative `(mixture, vocals)` frames, `MEMORY_BATCHES` batches' worth."""
-    rng = np.random.default_rng(seed)
-    mixture = rng.random((MEMORY_BATCHES * BATCH_SIZE, num_bins), dtype=np.float32)
-    return mixture, mixture * rng.random(mixture.shape, dtype=np.float32)
-
-
-def _wall_cpu():
-    return CpuMeter._sample()  # (wall seconds, machine busy seconds, own CPU seconds)
-
-
-def _window(first, last):
-    """`(seconds, own cores, other load)` between two `_wall_cpu` samples."""
-    seconds = last[0] - first[0]
-    own = last[2] - first[2]
-    other = max(last[1] - first[1] - own, 0.0)
-    return seconds, own / seconds, other / seconds
+    return random_frames(MEMORY_BATCHES * BATCH_SIZE, num_bins, seed)
 
 
 def _set_threads(spec):
@@ -384,7 +380,7 @@ def child_fit(spec, num_bins):
             self.marks = []
 
         def on_train_batch_end(self, batch, logs=None):
-            self.marks.append((batch, _wall_cpu()))
+            self.marks.append((batch, cpu_sample()))
 
     clock = Clock()
     if spec.feed == "numpy":
@@ -399,7 +395,7 @@ def child_fit(spec, num_bins):
     last = clock.marks[-1]
     if first is None or last[0] <= first[0]:
         raise RuntimeError(f"too few steps timed: {clock.marks[:3]}...")
-    seconds, own, other = _window(first[1], last[1])
+    seconds, own, other = cpu_window(first[1], last[1])
     note = f"jit_compile={model.jit_compile}" if spec.jit else ""
     return dict(frames=(last[0] - first[0]) * BATCH_SIZE, seconds=seconds, own_cores=own, other_load=other,
                 startup=first[1][0] - started, note=note)
@@ -415,10 +411,10 @@ def child_train_on_batch(spec, num_bins):
                 tf.constant(vocals[i * BATCH_SIZE:(i + 1) * BATCH_SIZE])) for i in range(MEMORY_BATCHES)]
     for step in range(spec.warmup):
         model.train_on_batch(*batches[step % MEMORY_BATCHES])
-    first = _wall_cpu()
+    first = cpu_sample()
     for step in range(spec.steps):
         model.train_on_batch(*batches[step % MEMORY_BATCHES])
-    seconds, own, other = _window(first, _wall_cpu())
+    seconds, own, other = cpu_window(first, cpu_sample())
     return dict(frames=spec.steps * BATCH_SIZE, seconds=seconds, own_cores=own, other_load=other,
                 startup=first[0] - started)
 
@@ -477,11 +473,11 @@ def child_torch(spec, num_bins):
 
     for index in range(spec.warmup):
         step(index)
-    first = _wall_cpu()
+    first = cpu_sample()
     for index in range(spec.steps):
         loss = step(index)
     float(loss)
-    seconds, own, other = _window(first, _wall_cpu())
+    seconds, own, other = cpu_window(first, cpu_sample())
     return dict(frames=spec.steps * BATCH_SIZE, seconds=seconds, own_cores=own, other_load=other,
                 startup=first[0] - started, note=f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
@@ -577,7 +573,7 @@ def measure_matmul(shapes, batch, seconds=3.0, products=PRODUCTS):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser(__doc__, quick="smoke run (< 1 minute): sf only, few steps", seed=True, keep=True)
     parser.add_argument("--archs", default=",".join(ARCHS), help="comma-separated architectures (default all three)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="times every measurement is repeated; the median is reported (default 3)")
@@ -594,9 +590,6 @@ def parse_args(argv=None):
                         help="feeds of the investigation table (default memory,prepared,stream)")
     parser.add_argument("--investigate-steps", type=int, default=30,
                         help="timed steps per cell of the investigation table (default 30, after 8 warm-up)")
-    parser.add_argument("--quick", action="store_true", help="smoke run (< 1 minute): sf only, few steps")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--keep", help="write the data here and keep it (default: a temporary directory)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.archs = [arch.strip() for arch in args.archs.split(",") if arch.strip()]
@@ -645,21 +638,15 @@ def investigation_variants(quick):
 def make_data(args, workdir):
     """Writes the synthetic WAV tree and its TFRecord cache; returns `(root, prepared, lines)`."""
     from keras_dae.data.prepare import prepare_dataset
-    from keras_dae.data.synthetic import write_synthetic_musdb
-    from keras_dae.data.tracks import list_tracks
     from keras_dae.spectral import SpectralConfig
 
     config = SpectralConfig()
     root, prepared = workdir / "wav", workdir / "prepared"
+    tracks, synth = synthetic_tracks(root, num_tracks=args.tracks, seconds=args.seconds, seed=args.seed)
     start = time.perf_counter()
-    if not (root / "train").is_dir():
-        write_synthetic_musdb(root, num_tracks=args.tracks, seconds=args.seconds, seed=args.seed)
-    synth = time.perf_counter() - start
-    tracks = list_tracks(root, is_wav=True, subsets="train")
-    start = time.perf_counter()
-    prepare_dataset(tracks, config, prepared, progress=False)
+    prepare_dataset(tracks, prepared, spectral=config, progress=False)
     written = time.perf_counter() - start
-    size = sum(path.stat().st_size for path in prepared.rglob("*") if path.is_file())
+    size = tree_bytes(prepared)
     per_excerpt = config.num_frames(int(round(EXCERPT_SECONDS * config.sample_rate)))
     lines = [
         f"{len(tracks)} synthetic tracks x {args.seconds:g} s (WAV) at {root}, written in {synth:.1f} s",
@@ -671,12 +658,6 @@ def make_data(args, workdir):
     return root, prepared, lines
 
 
-def verdict(value, target):
-    if not math.isfinite(value):
-        return "n/a"
-    return "PASS" if value >= target else "MISS"
-
-
 def main(argv=None):
     args = parse_args(argv)
     if args.worker:
@@ -684,11 +665,10 @@ def main(argv=None):
         return 0
     started = time.perf_counter()
     print_machine()
-    try:
-        import importlib.metadata
-
-        print(f"  torch: {importlib.metadata.version('torch')}")
-    except importlib.metadata.PackageNotFoundError:
+    torch = package_version("torch")
+    if torch:
+        print(f"  torch: {torch}")
+    else:
         print("  torch: not installed (pip install torch==2.13.0, the bench extra); PyTorch rows skipped")
         args.torch = False
     with scratch_dir(args.keep, "bench_train_") as workdir:
@@ -869,7 +849,7 @@ def run(args, workdir):
     print("  i.e. the /roofline column times 5/6 (dae, sf) or 11/12 (deep-dae).")
     print("  rows compiled as keras_dae.training.train compiles (FusedAdam); 'keras Adam': keras.optimizers.Adam")
     print("  instead, everything else unchanged (the package before FusedAdam).")
-    print(f"  load average at the end: {', '.join(f'{load:.2f}' for load in os.getloadavg())}")
+    print(f"  load average at the end: {load_average()}")
 
 
 if __name__ == "__main__":

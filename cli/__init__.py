@@ -11,7 +11,7 @@ import sys
 import click
 
 from keras_dae_cli import analysis_commands, data_commands, model_commands, separation_commands, train_commands
-from keras_dae_cli.common import STATE, USER_ERRORS, configure_logging
+from keras_dae_cli.common import STATE, USER_ERRORS, command_flags, configure_logging, to_flags
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,13 +23,15 @@ def cli(ctx, verbose, quiet):
     """Train and explain denoising-autoencoder singing-voice separators.
 
     Models of Mimilakis et al., "Examining the Mapping Functions of Denoising
-    Autoencoders in Singing Voice Separation" (TASLP 2019).
+    Autoencoders in Singing Voice Separation" (IEEE/ACM TASLP, vol. 28, 2020).
     """
     if verbose and quiet:
         raise click.UsageError("--verbose and --quiet exclude each other.")
     ctx.obj = {"verbose": verbose, "quiet": quiet}
     STATE["verbose"] = verbose
     STATE["quiet"] = quiet
+    # The library's messages name its parameters; this command's options show them as flags (`to_flags`).
+    STATE["flags"] = command_flags(ctx.command.get_command(ctx, ctx.invoked_subcommand or ""))
     configure_logging(verbose, quiet)
 
 
@@ -55,8 +57,10 @@ def main(argv=None):
 
     Runs click in non-standalone mode so that every error a user can cause is
     printed as exactly one line on stderr, with exit code 2 for usage errors
-    and 1 for the rest.
+    and 1 for the rest. The library's errors name its Python parameters;
+    `to_flags` shows them as the command's flags.
     """
+    STATE["flags"] = {}
     try:
         result = cli.main(args=argv, prog_name="keras-dae", standalone_mode=False)
     except click.ClickException as error:
@@ -71,6 +75,7 @@ def main(argv=None):
         if STATE["verbose"] >= 2:
             raise
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        message = to_flags(message)
         click.echo(f"keras-dae: error: {message} (rerun with -vv for details)", err=True)
         sys.exit(1)
     sys.exit(result if isinstance(result, int) else 0)

@@ -14,10 +14,12 @@ def _frame_set(config, root, is_wav, subset, split, prepared, max_frames, seed):
     from keras_dae.data.tracks import list_tracks
 
     if prepared:
-        total = len(read_index(prepared, config)["shards"])
-        return prepared_frame_set(prepared, config, max_frames=max_frames, seed=seed, progress=track_progress(total))
+        total = len(read_index(prepared, spectral=config)["shards"])
+        return prepared_frame_set(prepared, spectral=config, max_frames=max_frames, seed=seed,
+                                  progress=track_progress(total))
     tracks = list_tracks(root, is_wav=is_wav, subsets=subset, split=split)
-    return track_frame_set(tracks, config, max_frames=max_frames, seed=seed, progress=track_progress(len(tracks)))
+    return track_frame_set(tracks, spectral=config, max_frames=max_frames, seed=seed,
+                           progress=track_progress(len(tracks)))
 
 
 @click.command("couplings")
@@ -86,10 +88,9 @@ def couplings(ctx, directories, model_path, out, compare, root, is_wav, subset, 
     config = model_spectral_config(ctx, loaded, spectral)
     frame_set = _frame_set(config, root, is_wav, subset, split, prepared, max_frames, seed)
     record = examine(
-        model_path, out, frame_set, config, solver=solver, schedule=schedule, loss=loss, ridge=ridge,
-        epochs=max_epochs,
-        jacobian=jacobian, jacobian_frames=jacobian_frames, formats=formats, seed=seed, overwrite=overwrite,
-        verbose=0 if STATE["quiet"] else 1, model=loaded,
+        model_path, out, frame_set, spectral=config, loaded=loaded, solver=solver, schedule=schedule, loss=loss,
+        ridge=ridge, epochs=max_epochs, jacobian=jacobian, jacobian_frames=jacobian_frames, formats=formats, seed=seed,
+        overwrite=overwrite, verbose=0 if STATE["quiet"] else 1,
     )
     quality = record["couplings"]["fit_quality"]
     click.echo(

@@ -1,18 +1,108 @@
-"""What every `keras-dae` command shares: state, logging, importing the library."""
+"""What every `keras-dae` command shares: state, logging, importing the library, its messages as flags."""
 
+import importlib.util
 import logging
 import os
+import re
 import sys
+from pathlib import Path
 
 import click
 
 log = logging.getLogger("keras_dae")
 
-ARCH_NAMES = ("dae", "deep-dae", "sf")
 # Exceptions that a user's input can cause inside the library: shown as one
 # line (with `-vv`, as a traceback).
 USER_ERRORS = (ValueError, OSError, RuntimeError)
-STATE = {"verbose": 0, "quiet": False}
+# `flags`: the running command's Python parameter names -> its options (`command_flags`).
+STATE = {"verbose": 0, "quiet": False, "flags": {}}
+
+
+def library_names():
+    """The module `keras_dae.names`, loaded without running `keras_dae/__init__.py` (which imports TensorFlow).
+
+    `find_spec` of the top-level package locates it without importing it;
+    the module is registered as `keras_dae.names`, so that importing the
+    library later reuses it instead of loading it a second time.
+    """
+    if "keras_dae.names" in sys.modules:
+        return sys.modules["keras_dae.names"]
+    package = importlib.util.find_spec("keras_dae")
+    path = Path(next(iter(package.submodule_search_locations))) / "names.py"
+    spec = importlib.util.spec_from_file_location("keras_dae.names", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["keras_dae.names"] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules["keras_dae.names"]
+        raise
+    return module
+
+
+# The library's architectures (`keras_dae.ARCHITECTURES`), without importing TensorFlow.
+ARCH_NAMES = library_names().ARCHITECTURE_NAMES
+
+# A parameter mention of the library's messages: `name` or `name=value` in backticks.
+_MENTION = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)(?:=([^`]*))?`")
+
+
+def command_flags(command):
+    """`{python parameter name: click.Option}` of a command's options (`--out` is `out`, `--model` `model_path`)."""
+    if command is None:
+        return {}
+    return {param.name: param for param in command.params
+            if isinstance(param, click.Option) and any(opt.startswith("--") for opt in param.opts)}
+
+
+def _flag(option, value):
+    """How a user passes `name=value` (or names `name`, value None) on the command line."""
+    long = next(opt for opt in option.opts if opt.startswith("--"))
+    if value is None:
+        return long
+    if option.is_flag and value in ("True", "False"):
+        if value == "True":
+            return long
+        off = next((opt for opt in option.secondary_opts if opt.startswith("--")), None)
+        return off or f"no {long}"
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        value = value[1:-1]  # a repr'd string: --strategy mirrored, not --strategy 'mirrored'
+    return f"{long} {value}"
+
+
+def to_flags(message, flags=None):
+    """A library message with its parameter mentions rewritten as the running command's flags.
+
+    The library names the parameters a caller should set in backticks,
+    `` `name` `` or `` `name=value` `` (`keras_dae.checks`); for the options of
+    the running command (`flags`, default `STATE["flags"]`) these become
+    `--name` / `--name value` / `--flag` (`True`) / `no --flag` (`False`):
+
+        "choose another `out` or add `overwrite=True`" -> "choose another --out or add --overwrite"
+        "use `num_bins=64`"                               -> "use --num-bins 64"
+
+    Mentions of other names and everything else (`Received: name=value`,
+    paths, numbers) are left as they are.
+    """
+    flags = STATE["flags"] if flags is None else flags
+
+    def replace(match):
+        name, value = match.groups()
+        return _flag(flags[name], value) if name in flags else match.group(0)
+
+    return _MENTION.sub(replace, message)
+
+
+class _FlagsFilter(logging.Filter):
+    """Shows the library's log messages with the command's flags (`to_flags`)."""
+
+    def filter(self, record):
+        if record.name.startswith("keras_dae") and STATE["flags"]:
+            message = record.getMessage()
+            rewritten = to_flags(message)
+            if rewritten != message:
+                record.msg, record.args = rewritten, None
+        return True
 
 
 def import_library():
@@ -57,6 +147,8 @@ def track_progress(total):
 def configure_logging(verbose, quiet):
     level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_FlagsFilter())
     # Keras' own progress bars follow --quiet too.
     for name in ("tensorflow", "absl", "h5py", "matplotlib", "numba", "PIL"):
         logging.getLogger(name).setLevel(max(level, logging.WARNING))

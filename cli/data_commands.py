@@ -68,7 +68,7 @@ def prepare(root, is_wav, subset, split, num_bins, window_length, fft_length, ho
     tracks = list_tracks(root, is_wav=is_wav, subsets=subset, split=split)
     selection = {"root": str(root) if root else None, "is_wav": is_wav, "subset": subset, "split": split}
     index = prepare_dataset(
-        tracks, config, out, worker_index=worker_index, num_workers=num_workers,
+        tracks, out, spectral=config, worker_index=worker_index, num_workers=num_workers,
         selection=selection, overwrite=overwrite, progress=not STATE["quiet"],
     )
     done = sum(shard["frames"] is not None for shard in index["shards"])

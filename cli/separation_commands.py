@@ -5,7 +5,7 @@ import sys
 import click
 
 from keras_dae_cli.common import (STATE, data_options, import_library, log, model_spectral_config, spectral_options,
-                                  track_progress)
+                                  to_flags, track_progress)
 
 
 def _load(ctx, model_path, spectral):
@@ -14,7 +14,7 @@ def _load(ctx, model_path, spectral):
     from keras_dae.separation import resolve
 
     loaded = runs.load_run_model(model_path)
-    return resolve(loaded[0], model_spectral_config(ctx, loaded, spectral))
+    return resolve(loaded[0], spectral=model_spectral_config(ctx, loaded, spectral))
 
 
 def _progress_for(path):
@@ -76,11 +76,11 @@ def separate(ctx, inputs, model_path, out, mask, wiener, chunk_frames, overwrite
         click.echo(f"{click.format_filename(path)}: wrote {outputs['vocals'].parent}/vocals.wav, accompaniment.wav")
 
     def failed(path, error):
-        click.echo(f"keras-dae: error: {str(error).strip().splitlines()[0]}", err=True)
+        click.echo(f"keras-dae: error: {to_flags(str(error).strip().splitlines()[0])}", err=True)
 
     finished, errors = separate_files(
-        model, config, list(inputs), out, mask=mask, wiener=wiener, chunk_frames=chunk_frames, overwrite=overwrite,
-        on_done=done, on_error=failed, progress_for=_progress_for,
+        model, list(inputs), out, spectral=config, mask=mask, wiener=wiener, chunk_frames=chunk_frames,
+        overwrite=overwrite, on_done=done, on_error=failed, progress_for=_progress_for,
     )
     if errors and len(inputs) > 1:
         log.warning("%d of %d files failed; %d separated.", len(errors), len(inputs), len(finished))
@@ -127,7 +127,7 @@ def evaluate(ctx, model_path, root, is_wav, subset, split, out, mask, wiener, re
 
     methods = evaluation.METHODS if references else ("model",)
     summary = evaluation.evaluate(
-        model, tracks, out, config=config, model_file=runs.model_file(model_path), mask=mask, wiener=wiener,
+        model, tracks, out, spectral=config, model_file=runs.model_file(model_path), mask=mask, wiener=wiener,
         methods=methods, overwrite=overwrite, on_track=on_track,
     )
     table = evaluation.write_summary(out, summary)
@@ -156,5 +156,5 @@ def export(ctx, model_path, base, name, version, **spectral):
     from keras_dae.export import default_name, export_model
 
     model, config = _load(ctx, model_path, spectral)
-    target = export_model(model, config, base, name or default_name(model_path), version)
+    target = export_model(model, base, spectral=config, name=name or default_name(model_path), version=version)
     click.echo(f"wrote {target} (signatures serving_default, spectrogram; {config.sample_rate} Hz mono waveforms)")

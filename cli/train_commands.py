@@ -62,7 +62,7 @@ def train(arch, out, root, is_wav, prepared, prepared_valid, num_bins,
 
     config = spectral_config(num_bins, window_length, fft_length, hop_length)
     _, run_dir = train_model(
-        arch, out, config=config, root=root, is_wav=is_wav, prepared=prepared,
+        arch, out, spectral=config, root=root, is_wav=is_wav, prepared=prepared,
         prepared_valid=prepared_valid, overwrite=overwrite, verbose=0 if STATE["quiet"] else 1,
         **settings,
     )

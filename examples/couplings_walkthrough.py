@@ -39,9 +39,9 @@ args = parser.parse_args(sys.argv[1:] if "ipykernel" not in sys.modules else [])
 # ## 1. Load the run: the model and the spectral settings it was trained with
 
 # %%
-model, config = resolve(args.run)
+model, spectral = resolve(args.run)
 print(describe_model(model))
-print(f"{config.num_bins} bins of a {config.fft_length}-point FFT: 0 to {config.bin_frequencies()[-1]:.0f} Hz")
+print(f"{spectral.num_bins} bins of a {spectral.fft_length}-point FFT: 0 to {spectral.bin_frequencies()[-1]:.0f} Hz")
 
 # %% [markdown]
 # ## 2. Mixture frames to examine it on
@@ -53,7 +53,7 @@ print(f"{config.num_bins} bins of a {config.fft_length}-point FFT: 0 to {config.
 # %%
 demo = Path(args.run).resolve().parent.parent / "data"
 root, is_wav = (args.root, args.is_wav) if args.root else ((demo, True) if demo.is_dir() else (None, False))
-frames = track_frame_set(list_tracks(root, is_wav=is_wav, subsets="test"), config, max_frames=5000)
+frames = track_frame_set(list_tracks(root, is_wav=is_wav, subsets="test"), spectral=spectral, max_frames=5000)
 print(f"{len(frames.fit)} frames to fit C, {len(frames.held_out)} held out")
 
 # %% [markdown]
@@ -86,7 +86,7 @@ print(f"mean |offset| from the diagonal: {metrics.mean_absolute_offset(C):.1f} b
 args.out.mkdir(parents=True, exist_ok=True)
 notes = [f"diagonal energy {ratio:.3f} (a diagonal teacher: {check['diagonal_energy_ratio']:.3f})"]
 name = describe_model(model)["arch"]
-written = figures.plot_matrix(C, config, args.out / "couplings", f"{name} couplings C", notes)
-written += figures.plot_offsets(C, config, args.out / "offsets", f"{name}: energy by offset", notes)
+written = figures.plot_matrix(C, spectral, args.out / "couplings", f"{name} couplings C", notes)
+written += figures.plot_offsets(C, spectral, args.out / "offsets", f"{name}: energy by offset", notes)
 np.save(args.out / "couplings.npy", C)
 print("wrote", ", ".join(str(path) for path in written))

@@ -45,36 +45,36 @@ def main():
     if root is None:
         root, is_wav = args.out / "data", True
         write_demo_musdb(root, num_train=6, num_test=2, seconds=args.demo_seconds)
-    config = keras_dae.SpectralConfig(num_bins=args.num_bins)
+    spectral = keras_dae.SpectralConfig(num_bins=args.num_bins)
 
     # 2. Train the three models (each a run directory: model.keras, config.json, history.csv, logs/).
     for arch in ARCHS:
-        keras_dae.train(arch, args.out / "runs" / arch, config=config, root=root, is_wav=is_wav, overwrite=True,
+        keras_dae.train(arch, args.out / "runs" / arch, spectral=spectral, root=root, is_wav=is_wav, overwrite=True,
                         hidden_size=args.num_bins, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
                         verbose=0)
         print(f"trained {arch}")
 
     # 3. One set of test-set mixture frames for every model (80% to fit C, 20% held out).
     test_tracks = list_tracks(root, is_wav=is_wav, subsets="test")
-    frames = track_frame_set(test_tracks, config, max_frames=args.max_frames)
-    print(f"{len(frames.fit)} fitting frames of {config.num_bins} bins from {len(test_tracks)} test tracks")
+    frames = track_frame_set(test_tracks, spectral=spectral, max_frames=args.max_frames)
+    print(f"{len(frames.fit)} fitting frames of {spectral.num_bins} bins from {len(test_tracks)} test tracks")
 
     # 4. Neural couplings of each model: C fitted with model.fit (L1 loss), metrics and figures.
     records = {}
     for arch in ARCHS:
-        records[arch] = couplings.examine(args.out / "runs" / arch, args.out / "couplings" / arch, frames, config,
-                                       schedule="converge", overwrite=True)
+        records[arch] = couplings.examine(args.out / "runs" / arch, args.out / "couplings" / arch, frames,
+                                          spectral=spectral, schedule="converge", overwrite=True)
         print(f"{arch}: diagonal energy ratio {records[arch]['couplings']['diagonal_energy_ratio']:.3f}")
     couplings.compare([args.out / "couplings" / arch for arch in ARCHS], args.out / "couplings" / "compare")
 
-    # 5. museval scores of each model, with the mixture (floor) and the ideal ratio mask (ceiling).
+    # 5. museval scores of each model (a run directory: its own spectral settings), with the mixture (floor)
+    #    and the ideal ratio mask (ceiling).
     summaries = {}
     for arch in ARCHS:
-        model, model_config = keras_dae.separation.resolve(args.out / "runs" / arch)
-        summaries[arch] = evaluation.evaluate(model, test_tracks, args.out / "eval" / arch, config=model_config,
-                                              methods=("model",), overwrite=True)["model"]
-    summaries.update(evaluation.evaluate(None, test_tracks, args.out / "eval" / "references", config=config,
-                                         methods=("mixture", "irm"), overwrite=True))
+        summaries[arch] = keras_dae.evaluate(args.out / "runs" / arch, test_tracks, args.out / "eval" / arch,
+                                             methods=("model",), overwrite=True)["model"]
+    summaries.update(keras_dae.evaluate(None, test_tracks, args.out / "eval" / "references", spectral=spectral,
+                                        methods=("mixture", "irm"), overwrite=True))
     print(evaluation.format_table(summaries))
 
     # 6. The finding, decided from the metrics.

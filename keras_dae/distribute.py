@@ -14,7 +14,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_dae import runs
+from keras_dae import compat, runs
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 
@@ -33,7 +33,7 @@ def make_strategy(name):
     if name == "multiworker":
         if not os.environ.get("TF_CONFIG"):
             raise ValueError(
-                "--strategy multiworker needs the cluster in the TF_CONFIG environment variable "
+                "`strategy='multiworker'` needs the cluster in the TF_CONFIG environment variable "
                 "(see the README's multi-worker section)."
             )
         return tf.distribute.MultiWorkerMirroredStrategy()
@@ -66,12 +66,15 @@ def prepare_multiworker(model, strategy, num_bins):
        ("Invalid reduction dimension 0 for input with 0 dimensions"). Here
        the train and test steps return their logs as 1-element vectors,
        whose mean over axis 0 and the workers is the scalar Keras expects.
+
+    Both go through Keras internals, in `keras_dae.compat` (`symbolic_build`,
+    `replace_symbolic_build`, `wrap_step_functions`).
     """
     frames = np.zeros((1, num_bins), np.float32)
 
     def build(iterator=None, data_batch=None):
         with strategy.scope():
-            model._symbolic_build(data_batch=(frames, frames))
+            compat.symbolic_build(model, (frames, frames))
 
     def as_vectors(step):
         def vector_step(data):
@@ -80,9 +83,8 @@ def prepare_multiworker(model, strategy, num_bins):
         return vector_step
 
     build()
-    model._maybe_symbolic_build = build
-    model.train_step = as_vectors(model.train_step)
-    model.test_step = as_vectors(model.test_step)
+    compat.replace_symbolic_build(model, build)
+    compat.wrap_step_functions(model, as_vectors)
 
 
 def worker_id(strategy):

@@ -29,6 +29,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +37,9 @@ import numpy as np
 from keras_dae.atomic import atomic_path
 from keras_dae.data.example import SOURCES
 from keras_dae.data.tracks import read_track
-from keras_dae.separation.core import separate
-from keras_dae.separation.masks import ideal_ratio_mask
+from keras_dae.checks import one_of
+from keras_dae.separation.core import resolve, separate
+from keras_dae.separation.masks import MASKS, ideal_ratio_mask
 from keras_dae.tables import Table
 
 log = logging.getLogger(__name__)
@@ -91,7 +93,7 @@ def _check_settings(out, settings, overwrite):
             changed = sorted(k for k in settings if (previous or {}).get(k) != settings[k])
             raise ValueError(
                 f"'{out}' holds an evaluation with other settings ({', '.join(changed) or 'unreadable'}); "
-                "use another --out, or --overwrite to start it again."
+                "use another `out`, or `overwrite=True` to start it again."
             )
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(settings, indent=2, sort_keys=True))
@@ -108,16 +110,20 @@ def _finished(path):
         return False
 
 
-def evaluate(model, tracks, out, *, config, model_file=None, mask="subtract", wiener=0, methods=METHODS,
+def evaluate(model, tracks, out, *, spectral=None, model_file=None, mask="subtract", wiener=0, methods=METHODS,
              overwrite=False, on_track=None):
     """Scores `methods` on `tracks`, saving each track's museval JSON as it finishes.
 
     Args:
-        model, config: a keras-dae model and its `SpectralConfig` (`separation.resolve`).
+        model: a keras-dae Keras model, a `.keras` file or a run directory;
+            None to score only the references (`methods` without `"model"`).
         tracks: list of `TrackInfo` (`keras_dae.data.tracks.list_tracks`).
         out: the output directory.
+        spectral: `SpectralConfig` or None: the model's run's settings (see
+            `separation.resolve`); without a model, the paper's.
         model_file: the model's file, recorded by its SHA-256 so that a resumed
-            evaluation is of the same model.
+            evaluation is of the same model; default the file of a `model`
+            given as a path.
         mask, wiener: the separation settings (`separation.separate`).
         methods: which of `METHODS` to score.
         overwrite: recompute everything (otherwise finished tracks are skipped).
@@ -129,11 +135,23 @@ def evaluate(model, tracks, out, *, config, model_file=None, mask="subtract", wi
     """
     import museval
 
+    from keras_dae import runs
+    from keras_dae.spectral import SpectralConfig
+
     out = Path(out)
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise ValueError(f"Unknown methods {unknown}; valid ones are {', '.join(METHODS)}.")
-    settings = {"mask": mask, "wiener": wiener, "spectral": config.to_dict(),
+    if model is None:
+        if "model" in methods:
+            raise ValueError(f"`model` is None but `methods` include 'model'. Received: methods={methods!r}")
+        spectral = spectral or SpectralConfig()
+    else:
+        if model_file is None and isinstance(model, (str, os.PathLike)):
+            model_file = runs.model_file(model)
+        model, spectral = resolve(model, spectral=spectral)
+    one_of("mask", mask, MASKS)
+    settings = {"mask": mask, "wiener": wiener, "spectral": spectral.to_dict(),
                 "model_sha256": file_digest(model_file) if model_file else None}
     _check_settings(out, settings, overwrite)
     for index, track in enumerate(tracks):
@@ -144,11 +162,11 @@ def evaluate(model, tracks, out, *, config, model_file=None, mask="subtract", wi
                                {name: _Target(audio) for name, audio in references.items()})
         for method in todo:
             if method == "model":
-                estimates = separate(model, mixture, track.rate, config=config, mask=mask, wiener=wiener)
+                estimates = separate(model, mixture, track.rate, spectral=spectral, mask=mask, wiener=wiener)
             elif method == "mixture":
                 estimates = {"vocals": mixture, "accompaniment": mixture}
             else:
-                estimates = ideal_ratio_mask(mixture, references["vocals"], references["accompaniment"], config)
+                estimates = ideal_ratio_mask(mixture, references["vocals"], references["accompaniment"], spectral)
             scores = museval.eval_mus_track(target, estimates)
             with atomic_path(score_path(out, method, track)) as tmp:
                 tmp.write_text(scores.json)

@@ -25,7 +25,9 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from keras_dae import spectral
+from keras_dae import spectral as front_end
+from keras_dae.checks import positive_int
+from keras_dae.separation.core import resolve
 from keras_dae.separation.masks import apply_gain, subtract_gain
 
 SIGNATURES = ("serving_default", "spectrogram")
@@ -40,33 +42,36 @@ def next_version(directory):
     return max(versions, default=0) + 1
 
 
-def separate_graph(model, config, waveforms):
-    """Vocals and accompaniment of `(batch, samples)` mono waveforms, in TensorFlow ops only."""
+def separate_graph(model, waveforms, *, spectral):
+    """Vocals and accompaniment of `(batch, samples)` mono waveforms, in TensorFlow ops only.
+
+    `spectral` is the model's `SpectralConfig`.
+    """
     waveforms = tf.convert_to_tensor(waveforms, tf.float32)
-    spectrum = spectral.stft(waveforms, config)  # (batch, frames, num_bins)
+    spectrum = front_end.stft(waveforms, spectral)  # (batch, frames, num_bins)
     magnitude = tf.abs(spectrum)
-    flat = tf.reshape(magnitude, [-1, config.num_bins])
+    flat = tf.reshape(magnitude, [-1, spectral.num_bins])
     gain = tf.reshape(subtract_gain(model(flat, training=False), flat), tf.shape(magnitude))
-    vocals = spectral.istft(apply_gain(spectrum, gain), tf.shape(waveforms)[-1], config)
+    vocals = front_end.istft(apply_gain(spectrum, gain), tf.shape(waveforms)[-1], spectral)
     return {"vocals": vocals, "accompaniment": waveforms - vocals}
 
 
-def build_archive(model, config):
-    """The `ExportArchive` with both signatures."""
+def build_archive(model, *, spectral):
+    """The `ExportArchive` with both signatures, `spectral` the model's `SpectralConfig`."""
     archive = keras.export.ExportArchive()
     archive.track(model)
 
     def serve(waveforms):
-        return separate_graph(model, config, waveforms)
+        return separate_graph(model, waveforms, spectral=spectral)
 
     def magnitudes(magnitudes):
-        flat = tf.reshape(magnitudes, [-1, config.num_bins])
+        flat = tf.reshape(magnitudes, [-1, spectral.num_bins])
         return {"vocals": tf.reshape(model(flat, training=False), tf.shape(magnitudes))}
 
     archive.add_endpoint("serving_default", serve,
                          input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveforms")])
     archive.add_endpoint("spectrogram", magnitudes,
-                         input_signature=[tf.TensorSpec([None, None, config.num_bins], tf.float32,
+                         input_signature=[tf.TensorSpec([None, None, spectral.num_bins], tf.float32,
                                                         name="magnitudes")])
     return archive
 
@@ -85,27 +90,40 @@ def default_name(model_path):
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".") or "keras_dae"
 
 
-def export_model(model, config, base, name="keras_dae", version=None):
-    """Writes the SavedModel to `base/name/version/` atomically; returns that path.
+def export_model(model, base, *, spectral=None, name="keras_dae", version=None):
+    """Writes the SavedModel of `model` to `base/name/version/` atomically; returns that path.
+
+    Args:
+        model: a keras-dae Keras model, a `.keras` file or a run directory.
+        base: str or `Path`, TF Serving's model base path.
+        spectral: `SpectralConfig` or None: the model's run's settings (see
+            `keras_dae.separation.resolve`).
+        name: str, default `"keras_dae"`. The model's directory under `base`.
+        version: int or None. None: one more than the highest version there.
 
     Raises:
-        ValueError: a bad name or version, or a version that already exists.
+        ValueError: a bad model, name or version, or a version that already exists.
+
+    Example:
+
+    >>> export_model("runs/sf", "serving", name="sf")
+    PosixPath('serving/sf/1')
     """
     if not name or "/" in name or name.startswith("."):
-        raise ValueError(f"--name must be a plain directory name. Received: {name!r}")
+        raise ValueError(f"`name` must be a plain directory name. Received: name={name!r}")
+    positive_int("version", version, optional=True)
+    model, spectral = resolve(model, spectral=spectral)
     directory = Path(base) / name
     if version is None:
         version = next_version(directory)
-    if isinstance(version, bool) or not isinstance(version, int) or version <= 0:
-        raise ValueError(f"version must be a positive integer. Received: {version!r}")
     target = directory / str(version)
     if target.exists():
-        raise ValueError(f"'{target}' already exists; pick another --version or leave it out for the next one.")
+        raise ValueError(f"'{target}' already exists; pick another `version`, or none for the next one.")
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OSError(f"cannot create '{directory}': {error.strerror or error}") from None
-    archive = build_archive(model, config)
+    archive = build_archive(model, spectral=spectral)
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=directory))
     try:
         archive.write_out(str(tmp), verbose=False)

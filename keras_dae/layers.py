@@ -15,6 +15,8 @@ import math
 import keras
 from keras import ops
 
+from keras_dae.checks import positive_int
+
 
 def _clone_initializer(identifier):
     """A fresh initializer per weight.
@@ -73,21 +75,8 @@ class SkipFilter(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if hidden_size is not None and (
-            isinstance(hidden_size, bool) or not isinstance(hidden_size, int) or hidden_size <= 0
-        ):
-            raise ValueError(
-                f"hidden_size must be a positive integer or None. Received: hidden_size={hidden_size!r}"
-            )
-        if (
-            isinstance(num_encoder_layers, bool)
-            or not isinstance(num_encoder_layers, int)
-            or num_encoder_layers < 1
-        ):
-            raise ValueError(
-                "num_encoder_layers must be an integer >= 1. "
-                f"Received: num_encoder_layers={num_encoder_layers!r}"
-            )
+        positive_int("hidden_size", hidden_size, optional=True)
+        positive_int("num_encoder_layers", num_encoder_layers)
         self.hidden_size = hidden_size
         self.num_encoder_layers = num_encoder_layers
         self.skip = bool(skip)

@@ -16,6 +16,8 @@ step size does not depend on.)
 import keras
 from keras import ops
 
+from keras_dae.checks import one_of, positive_number
+
 LOSSES = ("kl", "l1", "l2")
 
 
@@ -33,8 +35,7 @@ class GeneralizedKL(keras.losses.Loss):
     """
 
     def __init__(self, epsilon=1e-8, name="generalized_kl", reduction="sum_over_batch_size", dtype=None):
-        if not epsilon > 0:
-            raise ValueError(f"epsilon must be positive. Received: epsilon={epsilon!r}")
+        positive_number("epsilon", epsilon)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.epsilon = float(epsilon)
 
@@ -54,10 +55,10 @@ def get_loss(name):
     Raises:
         ValueError: for another name.
     """
+    one_of("loss", name, LOSSES)
     if name == "kl":
         return GeneralizedKL()
     if name == "l1":
         return keras.losses.MeanAbsoluteError(name="l1")
     if name == "l2":
         return keras.losses.MeanSquaredError(name="l2")
-    raise ValueError(f"Unknown loss {name!r}; valid ones are {', '.join(LOSSES)}.")

@@ -17,18 +17,16 @@ for the two plain DAEs.
 
 import keras
 
+from keras_dae.checks import one_of, positive_int
 from keras_dae.layers import SkipFilter
+from keras_dae.names import DAE, DEEP_DAE, SF
 
+# Keyed by `keras_dae.names` (in its order), which the command line reads without importing TensorFlow.
 ARCHITECTURES = {
-    "dae": {"num_encoder_layers": 1, "skip": False, "bias_initializer": None},
-    "deep-dae": {"num_encoder_layers": 3, "skip": False, "bias_initializer": None},
-    "sf": {"num_encoder_layers": 1, "skip": True, "bias_initializer": "zeros"},
+    DAE: {"num_encoder_layers": 1, "skip": False, "bias_initializer": None},
+    DEEP_DAE: {"num_encoder_layers": 3, "skip": False, "bias_initializer": None},
+    SF: {"num_encoder_layers": 1, "skip": True, "bias_initializer": "zeros"},
 }
-
-
-def _check_positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
 
 
 def build_model(arch, num_bins, hidden_size=None, name=None):
@@ -54,13 +52,9 @@ def build_model(arch, num_bins, hidden_size=None, name=None):
     >>> model.output_shape
     (None, 744)
     """
-    if arch not in ARCHITECTURES:
-        raise ValueError(
-            f"Unknown architecture {arch!r}. Valid ones are: {', '.join(ARCHITECTURES)}."
-        )
-    _check_positive("num_bins", num_bins)
-    if hidden_size is not None:
-        _check_positive("hidden_size", hidden_size)
+    one_of("arch", arch, ARCHITECTURES)
+    positive_int("num_bins", num_bins)
+    positive_int("hidden_size", hidden_size, optional=True)
     inputs = keras.Input(shape=(num_bins,), name="mixture")
     outputs = SkipFilter(
         hidden_size=hidden_size, name="skip_filter", **ARCHITECTURES[arch]

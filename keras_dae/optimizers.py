@@ -20,15 +20,20 @@ instead of squaring every gradient into a temporary. Results equal
 `keras.optimizers.Adam`'s to float rounding (`tests/test_optimizers.py`); the
 variables, config and saved files are Adam's, so checkpoints move between
 the two. With another backend, or `amsgrad=True`, it is plain Keras Adam.
+
+The Keras internals it needs (the clipping hook, Adam's slot variables, a
+variable's resource handle) go through `keras_dae.compat`.
 """
 
 import keras
+
+from keras_dae import compat
 
 FUSED_BACKEND = "tensorflow"
 
 
 @keras.saving.register_keras_serializable(package="keras_dae")
-class FusedAdam(keras.optimizers.Adam):
+class FusedAdam(compat.ClipGradientsHook, keras.optimizers.Adam):
     """`keras.optimizers.Adam` whose update is TensorFlow's fused Adam kernel.
 
     Takes Adam's arguments. Example:
@@ -48,11 +53,11 @@ class FusedAdam(keras.optimizers.Adam):
         step = tf.cast(self.iterations + 1, dtype)
         beta_1 = tf.cast(self.beta_1, dtype)
         beta_2 = tf.cast(self.beta_2, dtype)
-        index = self._get_variable_index(variable)
+        momentum, velocity = compat.adam_slots(self, variable)
         tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle,
-            m=self._momentums[index].handle,
-            v=self._velocities[index].handle,
+            var=compat.resource_handle(variable),
+            m=compat.resource_handle(momentum),
+            v=compat.resource_handle(velocity),
             beta1_power=tf.pow(beta_1, step),
             beta2_power=tf.pow(beta_2, step),
             lr=tf.cast(learning_rate, dtype),
@@ -63,9 +68,9 @@ class FusedAdam(keras.optimizers.Adam):
             use_locking=False,
         )
 
-    def _clip_gradients(self, grads):
+    def clip_gradients(self, grads):
         if not (self._fused() and self.global_clipnorm and self.global_clipnorm > 0):
-            return super()._clip_gradients(grads)
+            return self.keras_clip_gradients(grads)
         import tensorflow as tf
 
         # Keras' clip_by_global_norm, with sum(g^2) from l2_loss (= sum(g^2) / 2).

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from keras_dae import spectral
+from keras_dae import spectral as front_end
 from keras_dae.atomic import atomic_path
 from keras_dae.audiofile import read_audio
 from keras_dae.data.example import load_example
@@ -28,13 +28,13 @@ def save_figure(figure, path, formats=("png",)):
     return written
 
 
-def plot_spectrograms(spectra, config, path, title=None, dynamic_range_db=80.0):
+def plot_spectrograms(spectra, spectral, path, title=None, dynamic_range_db=80.0):
     """Draws magnitude spectrograms one above the other on a shared dB scale.
 
     Args:
         spectra: dict from a label to a magnitude spectrogram, array
             `(frames, num_bins)`.
-        config: `SpectralConfig` the spectrograms were made with (for the
+        spectral: `SpectralConfig` the spectrograms were made with (for the
             time and frequency axes).
         path: output file; its suffix is replaced by `.png`.
         title: str or None, the figure title.
@@ -52,11 +52,11 @@ def plot_spectrograms(spectra, config, path, title=None, dynamic_range_db=80.0):
     top = max(float(values.max()) for values in decibels.values())
     figure = Figure(figsize=(10, 2.6 * len(spectra)), layout="constrained")
     axes = figure.subplots(len(spectra), 1, sharex=True, squeeze=False)[:, 0]
-    nyquist_shown = config.bin_frequencies()[-1] / 1000.0
+    nyquist_shown = spectral.bin_frequencies()[-1] / 1000.0
     for ax, (label, values) in zip(axes, decibels.items()):
         # Frame k is centred on sample k * hop + window // 2 - pad_left.
-        first = (config.window_length // 2 - config.pad_left - config.hop_length / 2) / config.sample_rate
-        last = first + values.shape[0] / config.frames_per_second
+        first = (spectral.window_length // 2 - spectral.pad_left - spectral.hop_length / 2) / spectral.sample_rate
+        last = first + values.shape[0] / spectral.frames_per_second
         image = ax.imshow(
             values.T,
             origin="lower",
@@ -101,11 +101,11 @@ def plot_audio_spectrograms(audio_path, out, num_bins=None):
         audio, rate = read_audio(audio_path)
         waveforms = {"mixture (mono)": audio.mean(axis=1, keepdims=True)}
         title = str(audio_path)
-    config = spectral.SpectralConfig(sample_rate=rate)
+    spectral = front_end.SpectralConfig(sample_rate=rate)
     if num_bins is not None:
-        config = dataclasses.replace(config, num_bins=num_bins)
+        spectral = dataclasses.replace(spectral, num_bins=num_bins)
     spectra = {
-        label: spectral.spectrogram(waveform[:, 0], config).numpy()
+        label: front_end.spectrogram(waveform[:, 0], spectral).numpy()
         for label, waveform in waveforms.items()
     }
-    return plot_spectrograms(spectra, config, out, title=title)
+    return plot_spectrograms(spectra, spectral, out, title=title)

@@ -66,7 +66,7 @@ def read_config(run_dir):
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        raise ValueError(f"cannot read '{path}' ({error}); use --overwrite to start over.") from None
+        raise ValueError(f"cannot read '{path}' ({error}); add `overwrite=True` to start over.") from None
 
 
 def write_config(run_dir, config):
@@ -80,7 +80,7 @@ def check_compatible(run_dir, previous, settings):
         if previous.get(key) != settings.get(key):
             raise ValueError(
                 f"'{run_dir}' holds a run with {key}={_short(previous.get(key))}, not "
-                f"{_short(settings.get(key))}; choose another --out or add --overwrite."
+                f"{_short(settings.get(key))}; choose another `out` or add `overwrite=True`."
             )
 
 
@@ -98,7 +98,7 @@ def prepare_directory(run_dir, overwrite):
     """
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
-        raise ValueError(f"--out '{run_dir}' is a file; give a directory.")
+        raise ValueError(f"`out` '{run_dir}' is a file; give a directory.")
     if overwrite and run_dir.is_dir():
         for name in (CONFIG, MODEL, HISTORY):
             (run_dir / name).unlink(missing_ok=True)
@@ -157,6 +157,17 @@ def backup_epoch(backup_dir):
         return int(json.loads(path.read_text())["epoch"])
     except (OSError, ValueError, KeyError):
         return 0
+
+
+def run_spectral(info, run_config):
+    """The `SpectralConfig` of a trained model: its run's (`config.json`), else the paper's with its `num_bins`.
+
+    `info` and `run_config` as `load_run_model` returns them (`run_config` may be None).
+    """
+    from keras_dae.spectral import SpectralConfig
+
+    settings = (run_config or {}).get("spectral")
+    return SpectralConfig.from_dict(settings) if settings else SpectralConfig(num_bins=info["num_bins"])
 
 
 def model_file(path):

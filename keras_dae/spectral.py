@@ -20,6 +20,8 @@ import json
 import numpy as np
 import tensorflow as tf
 
+from keras_dae.checks import positive_int
+
 _WINDOWS = {
     "hamming": tf.signal.hamming_window,
     "hann": tf.signal.hann_window,
@@ -30,8 +32,8 @@ _WINDOWS = {
 class SpectralConfig:
     """Settings of the short-time Fourier transform, saved with every run.
 
-    The defaults are the authors' usual settings (see PAPER.md; not confirmed
-    for this paper): 44.1 kHz, a 2049-sample Hamming window, FFT size 4096,
+    The defaults are the authors' usual settings (see docs/paper.md; not
+    confirmed for this paper): 44.1 kHz, a 2049-sample Hamming window, FFT size 4096,
     hop 384, all 2049 bins. Their earlier models kept only the lowest 744
     bins (about 8 kHz): `SpectralConfig(num_bins=744)`.
 
@@ -59,11 +61,7 @@ class SpectralConfig:
 
     def __post_init__(self):
         for name in ("sample_rate", "window_length", "fft_length", "hop_length", "num_bins"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(
-                    f"SpectralConfig.{name} must be a positive integer. Received: {name}={value!r}"
-                )
+            positive_int(name, getattr(self, name))
         if self.window_length > self.fft_length:
             raise ValueError(
                 "SpectralConfig.window_length must not exceed fft_length. Received: "
@@ -130,16 +128,16 @@ class SpectralConfig:
         return cls.from_dict(json.loads(text))
 
 
-def _window_fn(config):
-    return _WINDOWS[config.window]
+def _window_fn(spectral):
+    return _WINDOWS[spectral.window]
 
 
-def _pad(waveform, config):
+def _pad(waveform, spectral):
     """Zero-pads the last axis as described in the module docstring."""
     num_samples = tf.shape(waveform)[-1]
-    pad_left = config.pad_left
-    num_frames = (pad_left + tf.maximum(num_samples, 1) - 1) // config.hop_length + 1
-    padded_length = (num_frames - 1) * config.hop_length + config.window_length
+    pad_left = spectral.pad_left
+    num_frames = (pad_left + tf.maximum(num_samples, 1) - 1) // spectral.hop_length + 1
+    padded_length = (num_frames - 1) * spectral.hop_length + spectral.window_length
     pad_right = padded_length - pad_left - num_samples
     rank = tf.rank(waveform)
     paddings = tf.concat(
@@ -148,22 +146,22 @@ def _pad(waveform, config):
     return tf.pad(waveform, paddings)
 
 
-def stft(waveform, config=SpectralConfig()):
+def stft(waveform, spectral=SpectralConfig()):
     """Short-time Fourier transform of a waveform.
 
     Args:
         waveform: float tensor or array `(..., samples)`.
-        config: `SpectralConfig`.
+        spectral: `SpectralConfig`.
 
     Returns:
         complex64 tensor `(..., frames, num_bins)` with
-        `frames == config.num_frames(samples)`.
+        `frames == spectral.num_frames(samples)`.
     """
     waveform = tf.convert_to_tensor(waveform, tf.float32)
-    return stft_frames(_pad(waveform, config), config)
+    return stft_frames(_pad(waveform, spectral), spectral)
 
 
-def stft_frames(padded, config=SpectralConfig()):
+def stft_frames(padded, spectral=SpectralConfig()):
     """STFT of an already padded waveform: frame `k` starts at sample `k * hop_length`.
 
     `stft(x)` is `stft_frames(pad(x))`. Frames `[k0, k1)` of a long signal are
@@ -173,20 +171,20 @@ def stft_frames(padded, config=SpectralConfig()):
 
     Args:
         padded: float tensor `(..., samples)`, at least `window_length` long.
-        config: `SpectralConfig`.
+        spectral: `SpectralConfig`.
 
     Returns:
         complex64 tensor `(..., frames, num_bins)`.
     """
     spectrum = tf.signal.stft(
         tf.convert_to_tensor(padded, tf.float32),
-        frame_length=config.window_length,
-        frame_step=config.hop_length,
-        fft_length=config.fft_length,
-        window_fn=_window_fn(config),
+        frame_length=spectral.window_length,
+        frame_step=spectral.hop_length,
+        fft_length=spectral.fft_length,
+        window_fn=_window_fn(spectral),
         pad_end=False,
     )
-    return spectrum[..., : config.num_bins]
+    return spectrum[..., : spectral.num_bins]
 
 
 def magnitude(spectrum):
@@ -194,9 +192,9 @@ def magnitude(spectrum):
     return tf.abs(tf.convert_to_tensor(spectrum, tf.complex64))
 
 
-def spectrogram(waveform, config=SpectralConfig()):
+def spectrogram(waveform, spectral=SpectralConfig()):
     """Magnitude spectrogram `(..., frames, num_bins)` of a waveform `(..., samples)`."""
-    return magnitude(stft(waveform, config))
+    return magnitude(stft(waveform, spectral))
 
 
 def apply_phase(magnitude_spectrum, reference):
@@ -222,45 +220,45 @@ def apply_phase(magnitude_spectrum, reference):
     return tf.cast(magnitude_spectrum, tf.complex64) * unit
 
 
-def istft(spectrum, length, config=SpectralConfig()):
+def istft(spectrum, length, spectral=SpectralConfig()):
     """Inverse STFT: the waveform whose `stft` is `spectrum`.
 
-    Bins above `config.num_bins` are taken as zero. `istft(stft(x), len(x))`
+    Bins above `spectral.num_bins` are taken as zero. `istft(stft(x), len(x))`
     reconstructs `x` to float32 precision.
 
     Args:
         spectrum: complex tensor `(..., frames, num_bins)`.
         length: int or scalar int tensor, number of samples to return (the
             length of the waveform the spectrum came from).
-        config: `SpectralConfig`.
+        spectral: `SpectralConfig`.
 
     Returns:
         float32 tensor `(..., length)`.
     """
-    waveform = overlap_add(spectrum, config)
-    return waveform[..., config.pad_left : config.pad_left + length]
+    waveform = overlap_add(spectrum, spectral)
+    return waveform[..., spectral.pad_left : spectral.pad_left + length]
 
 
-def overlap_add(spectrum, config=SpectralConfig()):
+def overlap_add(spectrum, spectral=SpectralConfig()):
     """Inverse STFT of frames, untrimmed: `(..., (frames - 1) * hop_length + window_length)`.
 
     Sample `n` of the result is exact wherever every frame whose window covers
     `n` is among the given frames, so consecutive runs of frames can be
     inverted chunk by chunk. `istft` trims the padding off this.
     """
-    return tf.signal.overlap_and_add(inverse_frames(spectrum, config), config.hop_length)
+    return tf.signal.overlap_and_add(inverse_frames(spectrum, spectral), spectral.hop_length)
 
 
-def window_arrays(config=SpectralConfig()):
+def window_arrays(spectral=SpectralConfig()):
     """The analysis window and `inverse_frames`' synthesis window, float32 NumPy `(window_length,)`."""
-    analysis = _window_fn(config)(config.window_length, dtype=tf.float32)
-    synthesis = tf.signal.inverse_stft_window_fn(config.hop_length, forward_window_fn=_window_fn(config))(
-        config.window_length, tf.float32
+    analysis = _window_fn(spectral)(spectral.window_length, dtype=tf.float32)
+    synthesis = tf.signal.inverse_stft_window_fn(spectral.hop_length, forward_window_fn=_window_fn(spectral))(
+        spectral.window_length, tf.float32
     )
     return analysis.numpy(), synthesis.numpy()
 
 
-def inverse_frames(spectrum, config=SpectralConfig()):
+def inverse_frames(spectrum, spectral=SpectralConfig()):
     """The windowed inverse FFT of each frame, `(..., frames, window_length)`, before overlap-add.
 
     `overlap_add` sums frame `k` into samples `[k * hop, k * hop + window)`;
@@ -268,18 +266,18 @@ def inverse_frames(spectrum, config=SpectralConfig()):
     `num_bins` taken as zero).
     """
     spectrum = tf.convert_to_tensor(spectrum, tf.complex64)
-    missing = config.max_bins - config.num_bins
+    missing = spectral.max_bins - spectral.num_bins
     if missing:
         rank = tf.rank(spectrum)
         paddings = tf.concat([tf.zeros([rank - 1, 2], tf.int32), [[0, missing]]], axis=0)
         spectrum = tf.pad(spectrum, paddings)
-    frames = tf.signal.irfft(spectrum, [config.fft_length])[..., : config.window_length]
-    window = tf.signal.inverse_stft_window_fn(config.hop_length, forward_window_fn=_window_fn(config))(
-        config.window_length, tf.float32
+    frames = tf.signal.irfft(spectrum, [spectral.fft_length])[..., : spectral.window_length]
+    window = tf.signal.inverse_stft_window_fn(spectral.hop_length, forward_window_fn=_window_fn(spectral))(
+        spectral.window_length, tf.float32
     )
     return frames * window
 
 
-def istft_with_phase(magnitude_spectrum, reference, length, config=SpectralConfig()):
+def istft_with_phase(magnitude_spectrum, reference, length, spectral=SpectralConfig()):
     """Waveform of a magnitude estimate with the phase of `reference` (the mixture STFT)."""
-    return istft(apply_phase(magnitude_spectrum, reference), length, config)
+    return istft(apply_phase(magnitude_spectrum, reference), length, spectral)

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from keras_dae import runs
 from keras_dae.atomic import atomic_path
+from keras_dae.checks import one_of, positive_int, positive_number
 from keras_dae.data.pipeline import musdb_frames
 from keras_dae.distribute import (
     STRATEGIES,
@@ -75,33 +76,22 @@ class Settings:
     steps_per_execution: int = 1
 
     def check(self):
-        if self.arch not in ARCHITECTURES:
-            raise ValueError(f"Unknown arch {self.arch!r}; valid ones are {', '.join(ARCHITECTURES)}.")
-        if self.loss not in LOSSES:
-            raise ValueError(f"Unknown loss {self.loss!r}; valid ones are {', '.join(LOSSES)}.")
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"Unknown strategy {self.strategy!r}; valid ones are {', '.join(STRATEGIES)}.")
+        one_of("arch", self.arch, ARCHITECTURES)
+        one_of("loss", self.loss, LOSSES)
+        one_of("strategy", self.strategy, STRATEGIES)
         for name in ("batch_size", "epochs", "patience", "steps_per_execution"):
-            _positive_int(name, getattr(self, name))
+            positive_int(name, getattr(self, name))
         for name in ("hidden_size", "steps_per_epoch"):
-            if getattr(self, name) is not None:
-                _positive_int(name, getattr(self, name))
+            positive_int(name, getattr(self, name), optional=True)
         for name in ("learning_rate", "excerpt_seconds"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive. Received: {name}={getattr(self, name)!r}")
-        if self.clip_norm is not None and not self.clip_norm > 0:
-            raise ValueError(f"clip_norm must be positive or None. Received: clip_norm={self.clip_norm!r}")
+            positive_number(name, getattr(self, name))
+        positive_number("clip_norm", self.clip_norm, optional=True)
         if self.strategy != "default" and self.steps_per_execution > 1:
             # Keras 3's multi-step loop fails under tf.distribute ("You must feed a value for placeholder tensor").
             raise ValueError(
                 f"steps_per_execution > 1 works only with the default strategy. Received: "
                 f"steps_per_execution={self.steps_per_execution}, strategy={self.strategy!r}"
             )
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
 
 
 # -- data ---------------------------------------------------------------------
@@ -129,22 +119,22 @@ def _no_autoshard(dataset):
     return dataset.with_options(options)
 
 
-def make_data(settings, config, *, root=None, is_wav=False, prepared=None, prepared_valid=None):
-    """The training and validation data of a run (see the module docstring)."""
+def make_data(settings, spectral, *, root=None, is_wav=False, prepared=None, prepared_valid=None):
+    """The training and validation data of a run (see the module docstring); `spectral` its `SpectralConfig`."""
     if prepared is not None:
-        index = read_index(prepared, config)
+        index = read_index(prepared, spectral=spectral)
 
         def train_fn(seed, first_epoch, pipeline_id, num_pipelines, batch_size):
             # A resumed run reshuffles differently from its first epochs.
-            dataset = prepared_frames(prepared, batch_size=batch_size, seed=seed + first_epoch, config=config)
+            dataset = prepared_frames(prepared, batch_size=batch_size, seed=seed + first_epoch, spectral=spectral)
             return dataset.shard(num_pipelines, pipeline_id) if num_pipelines > 1 else dataset
 
         validation, validation_frames = None, 0
         if prepared_valid is not None:
             validation = _no_autoshard(
-                prepared_frames(prepared_valid, batch_size=VALIDATION_BATCH, training=False, config=config)
+                prepared_frames(prepared_valid, batch_size=VALIDATION_BATCH, training=False, spectral=spectral)
             )
-            validation_frames = read_index(prepared_valid, config)["total_frames"]
+            validation_frames = read_index(prepared_valid, spectral=spectral)["total_frames"]
         description = {"source": "prepared", "prepared": str(prepared),
                        "prepared_valid": str(prepared_valid) if prepared_valid else None,
                        "tracks": len(index["shards"])}
@@ -172,22 +162,22 @@ def make_data(settings, config, *, root=None, is_wav=False, prepared=None, prepa
     description.update(train_tracks=[t.name for t in train_tracks], valid_tracks=[t.name for t in valid_tracks])
 
     def frames(seconds):
-        return config.num_frames(int(round(seconds * config.sample_rate)))
+        return spectral.num_frames(int(round(seconds * spectral.sample_rate)))
 
     frames_per_epoch = len(train_tracks) * frames(streaming["excerpt_seconds"])
 
     def train_fn(seed, first_epoch, pipeline_id, num_pipelines, batch_size):
         tracks = _shard(train_tracks, pipeline_id, num_pipelines)
         return musdb_frames(
-            tracks, config, batch_size=batch_size, seed=seed + 7919 * pipeline_id, training=True, first_epoch=first_epoch,
-            remix=settings.remix, random_gain=settings.random_gain,
+            tracks, spectral=spectral, batch_size=batch_size, seed=seed + 7919 * pipeline_id, training=True,
+            first_epoch=first_epoch, remix=settings.remix, random_gain=settings.random_gain,
             shuffle_buffer=min(SHUFFLE_BUFFER, max(frames_per_epoch, batch_size)), **streaming,
         )
 
     validation = None
     if valid_tracks:
         validation = musdb_frames(
-            valid_tracks, config, batch_size=VALIDATION_BATCH, training=False, excerpt_seconds=valid_seconds,
+            valid_tracks, spectral=spectral, batch_size=VALIDATION_BATCH, training=False, excerpt_seconds=valid_seconds,
         )
         # Fixed excerpts: decode them once, not every epoch.
         validation = _no_autoshard(validation.cache())
@@ -260,35 +250,69 @@ def compile_model(model, settings):
 
 
 def train(
-    arch="sf",
+    arch=Settings.arch,
     out="runs/sf",
     *,
-    config=None,
+    spectral=None,
     root=None,
     is_wav=False,
     prepared=None,
     prepared_valid=None,
+    hidden_size=Settings.hidden_size,
+    loss=Settings.loss,
+    learning_rate=Settings.learning_rate,
+    batch_size=Settings.batch_size,
+    epochs=Settings.epochs,
+    steps_per_epoch=Settings.steps_per_epoch,
+    clip_norm=Settings.clip_norm,
+    patience=Settings.patience,
+    seed=Settings.seed,
+    excerpt_seconds=Settings.excerpt_seconds,
+    remix=Settings.remix,
+    random_gain=Settings.random_gain,
+    strategy=Settings.strategy,
+    steps_per_execution=Settings.steps_per_execution,
     overwrite=False,
     verbose=1,
-    **settings,
 ):
     """Trains one of the paper's DAEs and returns `(model, run_dir)`.
 
+    The defaults are `Settings`' (the paper's); every setting is recorded in
+    the run's `config.json`.
+
     Args:
-        arch: str, `dae`, `deep-dae` or `sf`.
+        arch: str, default `"sf"`. `"dae"`, `"deep-dae"` or `"sf"`.
         out: str or `Path`, the run directory.
-        config: `SpectralConfig` or None (the paper's defaults).
-        root, is_wav: the MUSDB root (None: `MUSDB_PATH`, else the embedded
-            clip) and whether it is MUSDB18-HQ.
-        prepared, prepared_valid: frame caches from `keras-dae prepare` to
-            train (and validate) on instead of streaming.
-        overwrite: bool. Start over in `out` even if it holds a run.
-        verbose: int, Keras' `fit` verbosity (0 silent, 1 progress bar).
-        **settings: any field of `Settings`: `hidden_size`, `loss` (`kl`,
-            `l1`, `l2`), `learning_rate`, `batch_size`, `epochs`,
-            `steps_per_epoch`, `clip_norm`, `patience`, `seed`,
-            `excerpt_seconds`, `remix`, `random_gain`, `strategy`,
-            `steps_per_execution`.
+        spectral: `SpectralConfig` or None (the paper's defaults).
+        root: str, `Path` or None. The MUSDB root; None: `MUSDB_PATH`, else
+            the embedded clip.
+        is_wav: bool, default False. The root is MUSDB18-HQ (WAV folders).
+        prepared, prepared_valid: frame caches from `keras-dae prepare`
+            (`keras_dae.data.prepare.prepare_dataset`) to train (and
+            validate) on instead of streaming.
+        hidden_size: int or None. Encoder width H; None: `num_bins`.
+        loss: str, default `"kl"`. `"kl"` (generalised Kullback-Leibler, the
+            authors'), `"l1"` or `"l2"`.
+        learning_rate: float, default 1e-4 (Adam).
+        batch_size: int, default 16. Frames per batch (global, over all replicas).
+        epochs: int, default 100. At most this many epochs.
+        steps_per_epoch: int or None. None: one excerpt per track
+            (streaming) or every cached frame.
+        clip_norm: float or None, default 0.5. Global gradient-norm clipping.
+        patience: int, default 20. Epochs without improvement before early
+            stopping (the learning rate halves after half of them).
+        seed: int, default 0. Seeds the weights' initialisation and the data.
+        excerpt_seconds: float, default 6. Excerpt of each track per epoch
+            (streaming).
+        remix: bool, default False. Vocals of one track over the
+            accompaniment of another (streaming).
+        random_gain: bool, default False. A random gain per source (streaming).
+        strategy: str, default `"default"`. `tf.distribute` strategy:
+            `"default"`, `"mirrored"` or `"multiworker"` (reads `TF_CONFIG`).
+        steps_per_execution: int, default 1. Training steps per call into the
+            TensorFlow graph (the default strategy only).
+        overwrite: bool, default False. Start over in `out` even if it holds a run.
+        verbose: int, default 1. Keras' `fit` verbosity (0 silent, 1 progress bar).
 
     Returns:
         `(keras.Model, Path)`: the best model (by validation loss, or
@@ -298,28 +322,30 @@ def train(
         ValueError: bad settings, no data, or a run directory that holds
             another kind of run or cannot be written.
     """
-    unknown = sorted(set(settings) - {field.name for field in dataclasses.fields(Settings)})
-    if unknown:
-        raise TypeError(f"train() got unknown settings {unknown}.")
-    settings = Settings(arch=arch, **settings)
+    settings = Settings(
+        arch=arch, hidden_size=hidden_size, loss=loss, learning_rate=learning_rate, batch_size=batch_size,
+        epochs=epochs, steps_per_epoch=steps_per_epoch, clip_norm=clip_norm, patience=patience, seed=seed,
+        excerpt_seconds=excerpt_seconds, remix=remix, random_gain=random_gain, strategy=strategy,
+        steps_per_execution=steps_per_execution,
+    )
     settings.check()
-    config = config or SpectralConfig()
+    spectral = spectral or SpectralConfig()
     run_dir = Path(out)
     strategy = make_strategy(settings.strategy)
     chief = is_chief(strategy)
-    record = {**dataclasses.asdict(settings), "spectral": config.to_dict()}
+    record = {**dataclasses.asdict(settings), "spectral": spectral.to_dict()}
 
     previous = None if overwrite else runs.read_config(run_dir)
     if previous is not None:
         runs.check_compatible(run_dir, previous, record)
         if previous.get("status") in ("finished", "stopped-early"):
-            log.info("'%s' is a finished run (%s epochs); add --overwrite to train again",
+            log.info("'%s' is a finished run (%s epochs); add `overwrite=True` to train again",
                      run_dir, previous.get("epochs_completed"))
             return keras.saving.load_model(run_dir / runs.MODEL), run_dir
     if chief:
         runs.prepare_directory(run_dir, overwrite)
 
-    data = make_data(settings, config, root=root, is_wav=is_wav, prepared=prepared, prepared_valid=prepared_valid)
+    data = make_data(settings, spectral, root=root, is_wav=is_wav, prepared=prepared, prepared_valid=prepared_valid)
     monitor = "val_loss" if data.validation is not None else "loss"
     steps = settings.steps_per_epoch or max(math.ceil(data.frames_per_epoch / settings.batch_size), 1)
     backup = backup_dir(run_dir, chief, worker_id(strategy))
@@ -340,10 +366,10 @@ def train(
     # The seed fixes the weights' initialisation as well as the data order.
     keras.utils.set_random_seed(settings.seed)
     with strategy.scope():
-        model = build_model(settings.arch, config.num_bins, settings.hidden_size)
+        model = build_model(settings.arch, spectral.num_bins, settings.hidden_size)
         compile_model(model, settings)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        prepare_multiworker(model, strategy, config.num_bins)
+        prepare_multiworker(model, strategy, spectral.num_bins)
     training_set = distributed_dataset(
         strategy, functools.partial(data.train_fn, settings.seed, done), settings.batch_size
     )

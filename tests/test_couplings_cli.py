@@ -6,7 +6,6 @@ import keras
 import numpy as np
 import pytest
 import soundfile
-from matplotlib.image import imread
 
 from keras_dae import runs, training
 from keras_dae.couplings import frames as frames_module
@@ -28,7 +27,7 @@ FIGURES = ("couplings.png", "couplings-offsets.png", "couplings-diagonal.png")
 def trained(tmp_path_factory):
     """Two tiny runs (sf, dae) trained on the embedded clip: `{arch: run_dir}`."""
     out = tmp_path_factory.mktemp("runs")
-    return {arch: training.train(arch, out / arch, config=CONFIG, verbose=0, **TINY)[1] for arch in ("sf", "dae")}
+    return {arch: training.train(arch, out / arch, spectral=CONFIG, verbose=0, **TINY)[1] for arch in ("sf", "dae")}
 
 
 @pytest.fixture(scope="module")
@@ -38,23 +37,17 @@ def test_root(tmp_path_factory):
     return root
 
 
-def _assert_image(path):
-    image = imread(path)
-    assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 200
-    assert float(image[..., :3].std()) > 0.05  # not a blank canvas
-
-
 def test_track_frames_are_sampled_split_and_match_the_prepared_cache(test_root, tmp_path):
     tracks = list_tracks(test_root, is_wav=True, subsets="test")
     available = sum(CONFIG.num_frames(track.num_samples) for track in tracks)
-    every = frames_module.track_frame_set(tracks, CONFIG, max_frames=None)
+    every = frames_module.track_frame_set(tracks, spectral=CONFIG, max_frames=None)
     assert len(every.fit) + len(every.held_out) == available
     assert len(every.held_out) == pytest.approx(0.2 * available, abs=2)
-    some = frames_module.track_frame_set(tracks, CONFIG, max_frames=200, seed=1)
+    some = frames_module.track_frame_set(tracks, spectral=CONFIG, max_frames=200, seed=1)
     assert len(some.fit) + len(some.held_out) == pytest.approx(200, abs=2)
     assert some.description["tracks"] == [track.name for track in tracks]
-    prepare_dataset(tracks, CONFIG, tmp_path / "cache", progress=False)
-    cached = frames_module.prepared_frame_set(tmp_path / "cache", CONFIG, max_frames=200, seed=1)
+    prepare_dataset(tracks, tmp_path / "cache", spectral=CONFIG, progress=False)
+    cached = frames_module.prepared_frame_set(tmp_path / "cache", spectral=CONFIG, max_frames=200, seed=1)
     np.testing.assert_allclose(cached.fit, some.fit, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(cached.held_out, some.held_out, rtol=1e-5, atol=1e-6)
 
@@ -71,7 +64,7 @@ def _silent_root(root, fraction=1.0):
 
 def test_silent_frames_are_dropped(tmp_path):
     tracks = list_tracks(_silent_root(tmp_path / "musdb", fraction=0.5), is_wav=True, subsets="test")
-    frame_set = frames_module.track_frame_set(tracks, CONFIG)
+    frame_set = frames_module.track_frame_set(tracks, spectral=CONFIG)
     available = frame_set.description["frames_available"]
     dropped = frame_set.description["silent_frames_dropped"]
     # About half the frames lie wholly in the silence (minus the window's reach into the sound).
@@ -83,18 +76,19 @@ def test_silent_frames_are_dropped(tmp_path):
 def test_all_silent_frames_are_refused(tmp_path):
     tracks = list_tracks(_silent_root(tmp_path / "musdb"), is_wav=True, subsets="test")
     with pytest.raises(ValueError, match="mixture frames are silent"):
-        frames_module.track_frame_set(tracks, CONFIG)
+        frames_module.track_frame_set(tracks, spectral=CONFIG)
 
 
-def test_report_directory_and_jacobian(trained, tmp_path):
-    frame_set = frames_module.track_frame_set(list_tracks(), CONFIG)
-    record = examine(trained["sf"], tmp_path / "out", frame_set, CONFIG, epochs=30, jacobian=True, jacobian_frames=8)
+def test_report_directory_and_jacobian(trained, tmp_path, assert_png):
+    frame_set = frames_module.track_frame_set(list_tracks(), spectral=CONFIG)
+    record = examine(trained["sf"], tmp_path / "out", frame_set, spectral=CONFIG, epochs=30, jacobian=True,
+                     jacobian_frames=8)
     out = tmp_path / "out"
     matrix = np.load(out / COUPLINGS)
     assert matrix.shape == (NUM_BINS, NUM_BINS) and np.isfinite(matrix).all()
     assert json.loads((out / METRICS).read_text()) == json.loads(json.dumps(record))
     for name in (*FIGURES, "jacobian.png", "jacobian-offsets.png", "jacobian-diagonal.png"):
-        _assert_image(out / name)
+        assert_png(out / name)
     assert (out / "history.csv").read_text().startswith("epoch,loss")
     assert record["model"]["arch"] == "sf" and record["data"]["frames_fit"] == len(frame_set.fit)
     trust = record["trust"]
@@ -117,8 +111,8 @@ def test_report_directory_and_jacobian(trained, tmp_path):
 
 
 def test_lstsq_calibration_on_determined_frames_is_diagonal(trained, tmp_path):
-    frame_set = frames_module.track_frame_set(list_tracks(), CONFIG)
-    record = examine(trained["dae"], tmp_path / "out", frame_set, CONFIG, solver="lstsq")
+    frame_set = frames_module.track_frame_set(list_tracks(), spectral=CONFIG)
+    record = examine(trained["dae"], tmp_path / "out", frame_set, spectral=CONFIG, solver="lstsq")
     calibration = record["trust"]["calibration"]
     assert calibration["diagonal_energy_ratio"] > 0.999 and calibration["relative_error_to_truth"] < 1e-3
     assert record["solver"]["schedule"] is None and not (tmp_path / "out" / "history.csv").exists()
@@ -131,14 +125,15 @@ def test_lstsq_calibration_on_determined_frames_is_diagonal(trained, tmp_path):
 
 
 def test_under_determined_fit_warns(trained, tmp_path, caplog):
-    frame_set = frames_module.track_frame_set(list_tracks(), CONFIG, max_frames=20)
+    frame_set = frames_module.track_frame_set(list_tracks(), spectral=CONFIG, max_frames=20)
     with caplog.at_level("WARNING"):
-        record = examine(trained["dae"], tmp_path / "out", frame_set, CONFIG, solver="lstsq")
+        record = examine(trained["dae"], tmp_path / "out", frame_set, spectral=CONFIG, solver="lstsq")
     assert record["trust"]["under_determined"] and record["trust"]["frames_fit"] < NUM_BINS
     assert sum("under-determined" in message for message in caplog.messages) == 1
 
 
-def test_cli_couplings_and_compare(trained, tmp_path, run_cli):
+@pytest.mark.slow
+def test_cli_couplings_and_compare(trained, tmp_path, run_cli, assert_png):
     outs = {}
     for arch, solver in (("sf", "fit"), ("dae", "lstsq")):
         outs[arch] = tmp_path / arch
@@ -147,14 +142,14 @@ def test_cli_couplings_and_compare(trained, tmp_path, run_cli):
         assert code == 0, err
         assert f"{arch}: diagonal energy ratio" in out
         for name in FIGURES:
-            _assert_image(outs[arch] / name)
+            assert_png(outs[arch] / name)
             assert (outs[arch] / name).with_suffix(".pdf").read_bytes().startswith(b"%PDF")
         record = json.loads((outs[arch] / METRICS).read_text())
         assert record["spectral"]["num_bins"] == NUM_BINS  # from the run's config.json
         assert record["solver"]["solver"] == solver
     code, out, err = run_cli("couplings", "--compare", outs["sf"], outs["dae"], "--out", tmp_path / "both")
     assert code == 0, err
-    _assert_image(tmp_path / "both" / "comparison.png")
+    assert_png(tmp_path / "both" / "comparison.png")
     table = (tmp_path / "both" / "comparison.md").read_text()
     assert table == out.split("wrote")[0]
     rows = table.strip().splitlines()[2:]
@@ -174,8 +169,8 @@ def test_cli_bad_input(trained, tmp_path, run_cli):
         (["--model", tmp_path / "missing.keras"], "does not exist"),
         (["--model", not_a_model], "is not a Keras model file"),
         (["--model", tmp_path / "other.keras"], "not a keras-dae model"),
-        (["--model", trained["sf"], "--num-bins", "64"], "the model has 32 bins but the frames 64"),
-        (["--model", trained["sf"], "--out", tmp_path / "taken"], "already holds couplings"),
+        (["--model", trained["sf"], "--num-bins", "64"], "the model has 32 bins but the frames 64; use --num-bins 32"),
+        (["--model", trained["sf"], "--out", tmp_path / "taken"], "choose another --out or add --overwrite"),
         (["--compare", tmp_path / "taken", tmp_path], "holds no couplings"),
         (["--compare", tmp_path / "taken"], "at least two"),
     ]

@@ -24,13 +24,13 @@ import numpy as np
 import pytest
 
 from keras_dae import runs, training
-from keras_dae.data.synthetic import write_synthetic_musdb
 from keras_dae.losses import get_loss
 from keras_dae.spectral import SpectralConfig
 
 NUM_BINS = 32
 SECONDS = 2.0
-# Two of the 14 names in musdb's validation list, so that validation runs too.
+# Two of the 14 names in musdb's validation list, so that validation runs too: `musdb_root` (conftest.py),
+# four tracks of SECONDS seconds, names two train tracks so.
 VALID_NAMES = ("Actions - One Minute Smile", "Leaf - Summerghost")
 TRAIN_NAMES = ("synthetic-002", "synthetic-003")
 TIMEOUT = 300  # seconds; a hung collective fails the test instead of blocking CI
@@ -70,10 +70,10 @@ def recording_strategy(name):
     return strategy
 
 
-def recording_frames(tracks, config, **kwargs):
+def recording_frames(tracks, **kwargs):
     if kwargs.get("training"):
         seen["pipelines"].append({"tracks": [track.name for track in tracks], "seed": kwargs["seed"]})
-    return musdb_frames(tracks, config, **kwargs)
+    return musdb_frames(tracks, **kwargs)
 
 
 class FinalWeights(keras.callbacks.Callback):
@@ -88,15 +88,6 @@ training.musdb_frames = recording_frames
 training._callbacks = lambda *args, **kwargs: make_callbacks(*args, **kwargs) + [FinalWeights()]
 main(["--quiet", "train", *sys.argv[3:]])
 '''
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("musdb")
-    write_synthetic_musdb(root, num_tracks=4, seconds=SECONDS, seed=0)
-    for index, name in enumerate(VALID_NAMES):
-        os.rename(root / "train" / f"synthetic-{index:03d}", root / "train" / name)
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -181,21 +172,23 @@ def _check_run(run_dir, root):
     return history, model
 
 
+@pytest.mark.slow
 @ENDED
-def test_mirrored_over_two_logical_cpus(root, script, tmp_path):
+def test_mirrored_over_two_logical_cpus(musdb_root, script, tmp_path):
     run_dir, report = tmp_path / "run", tmp_path / "report.json"
-    process = _start(script, "mirrored", report, _train_args(root, run_dir, "mirrored"), tmp_path / "log")
+    process = _start(script, "mirrored", report, _train_args(musdb_root, run_dir, "mirrored"), tmp_path / "log")
     _finish([process], [tmp_path / "log"])
     seen = json.loads(report.read_text())
     assert seen["replicas"] == [2] and seen["chief"] == [True]
     # One input pipeline on one machine: all training tracks, split between the replicas by batch.
     assert seen["pipelines"] == [{"tracks": list(TRAIN_NAMES), "seed": 0}]
-    _, model = _check_run(run_dir, root)
+    _, model = _check_run(run_dir, musdb_root)
     assert model.count_params() == 2 * NUM_BINS * 16 + 16 + NUM_BINS
 
 
+@pytest.mark.slow
 @ENDED
-def test_multiworker_two_local_workers(root, script, tmp_path):
+def test_multiworker_two_local_workers(musdb_root, script, tmp_path):
     run_dir = tmp_path / "run"  # one run directory, as on a file system the workers share
     hosts = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     processes, logs, reports = [], [], []
@@ -203,7 +196,7 @@ def test_multiworker_two_local_workers(root, script, tmp_path):
         tf_config = {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}}
         reports.append(tmp_path / f"worker-{index}.json")
         logs.append(tmp_path / f"worker-{index}.log")
-        processes.append(_start(script, "multiworker", reports[-1], _train_args(root, run_dir, "multiworker"),
+        processes.append(_start(script, "multiworker", reports[-1], _train_args(musdb_root, run_dir, "multiworker"),
                                 logs[-1], env={"TF_CONFIG": json.dumps(tf_config)}))
     _finish(processes, logs)
 
@@ -222,7 +215,7 @@ def test_multiworker_two_local_workers(root, script, tmp_path):
         np.testing.assert_array_equal(final[0][name], final[1][name])
     # Only the chief wrote the run directory (one history row per epoch, no
     # backups left); its model is the workers' model when the last epoch was the best.
-    history, model = _check_run(run_dir, root)
+    history, model = _check_run(run_dir, musdb_root)
     if history[-1]["val_loss"] == min(row["val_loss"] for row in history):
         for saved, name in zip(model.get_weights(), final[0].files):
             np.testing.assert_array_equal(saved, final[0][name])

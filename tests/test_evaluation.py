@@ -2,7 +2,6 @@
 
 import json
 
-import keras
 import numpy as np
 import pytest
 
@@ -10,16 +9,9 @@ from keras_dae import evaluation
 from keras_dae.data.synthetic import write_synthetic_musdb
 from keras_dae.data.tracks import list_tracks
 from keras_dae.evaluation import evaluate, format_table, ideal_ratio_mask, load_sources, score_path, summarize
-from keras_dae.models import build_model
 from keras_dae.spectral import SpectralConfig
 
-CONFIG = SpectralConfig(num_bins=128)
-
-
-@pytest.fixture(scope="module")
-def model():
-    keras.utils.set_random_seed(0)
-    return build_model("sf", CONFIG.num_bins, hidden_size=8)
+CONFIG = SpectralConfig(num_bins=128)  # `model`, `saved_model` (conftest.py): an untrained sf over these bins
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +21,14 @@ def tracks(tmp_path_factory):
     return list_tracks(root, is_wav=True, subsets="test")
 
 
+@pytest.mark.slow
 def test_oracle_beats_the_model_and_the_mixture_and_resumes(model, tracks, tmp_path, monkeypatch):
     import museval
 
     calls = []
     real = museval.eval_mus_track
     monkeypatch.setattr(museval, "eval_mus_track", lambda *a, **k: calls.append(a[0].name) or real(*a, **k))
-    summary = evaluate(model, tracks, tmp_path, config=CONFIG)
+    summary = evaluate(model, tracks, tmp_path, spectral=CONFIG)
     assert len(calls) == 6  # 2 tracks x 3 methods
     vocals = {method: summary[method]["vocals"]["SDR"]["median"] for method in evaluation.METHODS}
     assert vocals["irm"] > vocals["model"] and vocals["irm"] > vocals["mixture"]
@@ -48,10 +41,10 @@ def test_oracle_beats_the_model_and_the_mixture_and_resumes(model, tracks, tmp_p
             assert len(scores["targets"][0]["frames"]) == 3  # 1-second windows
     # Resume: nothing is recomputed; a lost file is recomputed alone.
     calls.clear()
-    assert evaluate(model, tracks, tmp_path, config=CONFIG) == summary
+    assert evaluate(model, tracks, tmp_path, spectral=CONFIG) == summary
     assert calls == []
     score_path(tmp_path, "model", tracks[1]).unlink()
-    again = evaluate(model, tracks, tmp_path, config=CONFIG)
+    again = evaluate(model, tracks, tmp_path, spectral=CONFIG)
     assert calls == [tracks[1].name]
     np.testing.assert_allclose(again["model"]["vocals"]["SDR"]["median"], summary["model"]["vocals"]["SDR"]["median"])
 
@@ -68,22 +61,22 @@ def test_a_stopped_evaluation_resumes_after_the_last_finished_track(model, track
 
     monkeypatch.setattr(evaluation, "separate", stop_on_second)
     with pytest.raises(KeyboardInterrupt):
-        evaluate(model, tracks, tmp_path, config=CONFIG, methods=("model",))
+        evaluate(model, tracks, tmp_path, spectral=CONFIG, methods=("model",))
     assert score_path(tmp_path, "model", tracks[0]).exists()
     assert not score_path(tmp_path, "model", tracks[1]).exists()
     assert not list(score_path(tmp_path, "model", tracks[1]).parent.glob(".*"))  # no half-written file
     seen.clear()
-    evaluate(model, tracks, tmp_path, config=CONFIG, methods=("model",))
+    evaluate(model, tracks, tmp_path, spectral=CONFIG, methods=("model",))
     assert len(seen) == 1 and score_path(tmp_path, "model", tracks[1]).exists()
 
 
 def test_other_settings_are_refused_unless_overwrite(model, tracks, tmp_path):
-    evaluate(model, tracks[:1], tmp_path, config=CONFIG, methods=("mixture",))
+    evaluate(model, tracks[:1], tmp_path, spectral=CONFIG, methods=("mixture",))
     with pytest.raises(ValueError, match="other settings \\(mask\\)"):
-        evaluate(model, tracks[:1], tmp_path, config=CONFIG, methods=("mixture",), mask="soft")
-    evaluate(model, tracks[:1], tmp_path, config=CONFIG, methods=("mixture",), mask="soft", overwrite=True)
+        evaluate(model, tracks[:1], tmp_path, spectral=CONFIG, methods=("mixture",), mask="soft")
+    evaluate(model, tracks[:1], tmp_path, spectral=CONFIG, methods=("mixture",), mask="soft", overwrite=True)
     with pytest.raises(ValueError, match="Unknown methods"):
-        evaluate(model, tracks, tmp_path, config=CONFIG, methods=("oracle",))
+        evaluate(model, tracks, tmp_path, spectral=CONFIG, methods=("oracle",))
 
 
 def test_ideal_ratio_mask_of_a_lone_source_is_that_source(tracks):
@@ -118,17 +111,17 @@ def test_summary_is_the_median_and_mean_over_tracks_of_window_medians(tmp_path):
     assert table.count("\n") == 2 + 4
 
 
-def test_cli_on_the_embedded_clip(model, tmp_path, run_cli):
-    model.save(tmp_path / "model.keras")
-    code, out, err = run_cli("evaluate", "--model", tmp_path / "model.keras", "--out", tmp_path / "eval")
+@pytest.mark.slow
+def test_cli_on_the_embedded_clip(saved_model, tmp_path, run_cli):
+    code, out, err = run_cli("evaluate", "--model", saved_model, "--out", tmp_path / "eval")
     assert code == 0, err
     for method in evaluation.METHODS:
         assert f"| {method} | vocals | median |" in out
     assert (tmp_path / "eval" / "results.md").read_text() in out
     assert len((tmp_path / "eval" / "results.csv").read_text().splitlines()) == 1 + 3 * 2 * 2
-    code, _, err = run_cli("evaluate", "--model", tmp_path / "model.keras", "--out", tmp_path / "eval",
+    code, _, err = run_cli("evaluate", "--model", saved_model, "--out", tmp_path / "eval",
                         "--wiener", "1")
     assert code == 1 and "other settings (wiener)" in err and err.count("\n") == 1
-    code, _, err = run_cli("evaluate", "--model", tmp_path / "model.keras", "--out", tmp_path / "x",
+    code, _, err = run_cli("evaluate", "--model", saved_model, "--out", tmp_path / "x",
                         "--root", tmp_path / "nowhere")
     assert code == 1 and "does not exist" in err and err.count("\n") == 1

@@ -13,7 +13,7 @@ def _relu(x):
 
 
 def _reference(arch, weights, x):
-    """The formulas of PAPER.md in NumPy, from the model's own weights."""
+    """The formulas of docs/paper.md in NumPy, from the model's own weights."""
     named = {weight.name: np.asarray(weight, np.float64) for weight in weights}
     num_layers = 3 if arch == "deep-dae" else 1
     hidden = x.astype(np.float64)
@@ -111,7 +111,7 @@ def test_sizes_and_parameter_counts():
 
 
 def test_unknown_arch_lists_valid_ones():
-    with pytest.raises(ValueError, match="Valid ones are: dae, deep-dae, sf"):
+    with pytest.raises(ValueError, match="Unknown arch 'unet'; valid ones are dae, deep-dae, sf"):
         build_model("unet", 16)
 
 

@@ -1,7 +1,6 @@
 """`FusedAdam` makes Keras Adam's updates, saves and loads like it, and works under MirroredStrategy."""
 
 import json
-import subprocess
 import sys
 
 import keras
@@ -129,8 +128,9 @@ print(json.dumps({
 '''
 
 
-def test_mirrored_strategy_equals_keras_adam():
-    result = subprocess.run([sys.executable, "-c", _MIRRORED], capture_output=True, text=True, timeout=300)
+@pytest.mark.slow
+def test_mirrored_strategy_equals_keras_adam(run_process):
+    result = run_process(sys.executable, "-c", _MIRRORED)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["replicas"] == 2

@@ -19,7 +19,7 @@ def wav_tracks(tmp_path_factory):
 
 def _frames(tracks, **kwargs):
     kwargs = {"batch_size": 32, "seed": 1, "excerpt_seconds": 1.0, **kwargs}
-    return collect_frames(musdb_frames(tracks, CONFIG, **kwargs))
+    return collect_frames(musdb_frames(tracks, spectral=CONFIG, **kwargs))
 
 
 def test_shapes_dtype_and_determinism(wav_tracks):
@@ -182,7 +182,7 @@ def test_split_track_parts_read_only_their_own_samples(wav_tracks):
     with pytest.raises(ValueError, match="fraction must be between 0 and 1"):
         split_track(track, 1.0)
     with pytest.raises(ValueError, match="epochs must be a positive integer"):
-        musdb_frames(wav_tracks, CONFIG, batch_size=4, epochs=0)
+        musdb_frames(wav_tracks, spectral=CONFIG, batch_size=4, epochs=0)
 
 
 def test_first_epoch_continues_the_plan_of_a_longer_run(wav_tracks):

@@ -45,7 +45,7 @@ def _read_all(directory, **kwargs):
 
 
 def test_round_trip_gives_the_frames_of_each_whole_track(tracks, tmp_path):
-    index = prepare_dataset(tracks, CONFIG, tmp_path, progress=False)
+    index = prepare_dataset(tracks, tmp_path, spectral=CONFIG, progress=False)
     expected = [_whole_track_frames(track) for track in tracks]
     assert index["complete"]
     assert [shard["frames"] for shard in index["shards"]] == [len(m) for m, _ in expected]
@@ -60,7 +60,7 @@ def test_round_trip_gives_the_frames_of_each_whole_track(tracks, tmp_path):
 
 
 def test_training_stream_shuffles_the_same_frames_deterministically(tracks, tmp_path):
-    prepare_dataset(tracks, CONFIG, tmp_path, progress=False)
+    prepare_dataset(tracks, tmp_path, spectral=CONFIG, progress=False)
     ordered, _ = _read_all(tmp_path)
     stream = dict(batch_size=32, training=True, epochs=1, seed=5, shuffle_buffer=500)
     first, first_vocals = _read_all(tmp_path, **stream)
@@ -78,7 +78,7 @@ def test_training_stream_shuffles_the_same_frames_deterministically(tracks, tmp_
 
 
 def test_resume_rewrites_only_incomplete_shards(tracks, tmp_path, monkeypatch):
-    prepare_dataset(tracks, CONFIG, tmp_path, progress=False)
+    prepare_dataset(tracks, tmp_path, spectral=CONFIG, progress=False)
     names = [shard["name"] for shard in read_index(tmp_path)["shards"]]
     reference = _read_all(tmp_path)
     # A run killed while writing the second shard: its sidecar never came.
@@ -91,14 +91,14 @@ def test_resume_rewrites_only_incomplete_shards(tracks, tmp_path, monkeypatch):
     monkeypatch.setattr(
         prepare, "_write_shard", lambda directory, name, *rest: written.append(name) or real_write_shard(directory, name, *rest)
     )
-    index = prepare_dataset(tracks, CONFIG, tmp_path, progress=False)
+    index = prepare_dataset(tracks, tmp_path, spectral=CONFIG, progress=False)
     assert written == [names[1]] and index["complete"]
     assert {name: (tmp_path / f"{name}.tfrecord").stat().st_mtime_ns for name in kept} == kept
     for got, want in zip(_read_all(tmp_path), reference):
         np.testing.assert_array_equal(got, want)
     # A complete cache is not rewritten at all.
     written.clear()
-    prepare_dataset(tracks, CONFIG, tmp_path, progress=False)
+    prepare_dataset(tracks, tmp_path, spectral=CONFIG, progress=False)
     assert written == []
 
 
@@ -114,7 +114,7 @@ def test_failure_mid_shard_leaves_no_partial_file(tracks, tmp_path, monkeypatch)
     real_records = prepare._records
     monkeypatch.setattr(prepare, "_records", failing_records)
     with pytest.raises(KeyboardInterrupt):
-        prepare_dataset(tracks, CONFIG, tmp_path, progress=False)
+        prepare_dataset(tracks, tmp_path, spectral=CONFIG, progress=False)
     leftovers = sorted(path.name for path in tmp_path.iterdir())
     assert not [name for name in leftovers if ".tmp" in name], leftovers
     shards = [name for name in leftovers if name.endswith(".tfrecord")]
@@ -123,77 +123,67 @@ def test_failure_mid_shard_leaves_no_partial_file(tracks, tmp_path, monkeypatch)
     with pytest.raises(ValueError, match="incomplete"):
         read_index(tmp_path)
     monkeypatch.setattr(prepare, "_records", real_records)
-    assert prepare_dataset(tracks, CONFIG, tmp_path, progress=False)["complete"]
+    assert prepare_dataset(tracks, tmp_path, spectral=CONFIG, progress=False)["complete"]
 
 
 def test_workers_split_the_tracks_and_together_make_the_same_cache(tracks, tmp_path):
     single = tmp_path / "single"
-    prepare_dataset(tracks, CONFIG, single, progress=False)
+    prepare_dataset(tracks, single, spectral=CONFIG, progress=False)
     shared = tmp_path / "shared"
-    first = prepare_dataset(tracks, CONFIG, shared, worker_index=0, num_workers=2, progress=False)
+    first = prepare_dataset(tracks, shared, spectral=CONFIG, worker_index=0, num_workers=2, progress=False)
     assert not first["complete"]
     assert [shard["frames"] is not None for shard in first["shards"]] == [True, False, True]
     with pytest.raises(ValueError, match="incomplete: 1 of 3"):
         prepared_frames(shared, batch_size=8)
-    second = prepare_dataset(tracks, CONFIG, shared, worker_index=1, num_workers=2, progress=False)
+    second = prepare_dataset(tracks, shared, spectral=CONFIG, worker_index=1, num_workers=2, progress=False)
     assert second["complete"]
     for got, want in zip(_read_all(shared), _read_all(single)):
         np.testing.assert_array_equal(got, want)
 
 
 def test_mismatches_and_bad_arguments(tracks, tmp_path):
-    prepare_dataset(tracks[:2], CONFIG, tmp_path, progress=False)
+    prepare_dataset(tracks[:2], tmp_path, spectral=CONFIG, progress=False)
     with pytest.raises(ValueError, match="num_bins 64 there, 32 here"):
-        prepare_dataset(tracks[:2], SpectralConfig(num_bins=32), tmp_path, progress=False)
+        prepare_dataset(tracks[:2], tmp_path, spectral=SpectralConfig(num_bins=32), progress=False)
     with pytest.raises(ValueError, match="another track selection"):
-        prepare_dataset(tracks, CONFIG, tmp_path, progress=False)
+        prepare_dataset(tracks, tmp_path, spectral=CONFIG, progress=False)
     with pytest.raises(ValueError, match="num_bins 64 there, 32 here"):
-        prepared_frames(tmp_path, batch_size=8, config=SpectralConfig(num_bins=32))
-    index = prepare_dataset(tracks, CONFIG, tmp_path, overwrite=True, progress=False)
+        prepared_frames(tmp_path, batch_size=8, spectral=SpectralConfig(num_bins=32))
+    index = prepare_dataset(tracks, tmp_path, spectral=CONFIG, overwrite=True, progress=False)
     assert index["complete"] and len(index["shards"]) == 3
     assert len(list(tmp_path.glob("*.tfrecord"))) == 3
     with pytest.raises(ValueError, match="worker_index must be in"):
-        prepare_dataset(tracks, CONFIG, tmp_path, worker_index=2, num_workers=2)
+        prepare_dataset(tracks, tmp_path, spectral=CONFIG, worker_index=2, num_workers=2)
     with pytest.raises(ValueError, match="tracks are at 44100 Hz but the spectral settings say 22050 Hz"):
-        prepare_dataset(tracks, SpectralConfig(num_bins=64, sample_rate=22050), tmp_path)
+        prepare_dataset(tracks, tmp_path, spectral=SpectralConfig(num_bins=64, sample_rate=22050))
     with pytest.raises(ValueError, match="not a prepared dataset"):
         prepared_frames(tmp_path / "nowhere", batch_size=8)
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="is a file"):
-        prepare_dataset(tracks, CONFIG, tmp_path / "file")
+        prepare_dataset(tracks, tmp_path / "file", spectral=CONFIG)
     (tmp_path / "index.json").write_text("{not json")
     with pytest.raises(ValueError, match="cannot read"):
         read_index(tmp_path)
     assert os.path.exists(tmp_path / "index.json")
 
 
-def test_cli_prepare_resumes_and_refuses_other_settings(tracks, tmp_path, capsys):
-    from keras_dae_cli import main
-
+def test_cli_prepare_resumes_and_refuses_other_settings(tracks, tmp_path, run_cli):
     root = str(tracks[0].paths[0]).rsplit("/train/", 1)[0]
-    args = ["--quiet", "prepare", "--root", root, "--is-wav", "--out", str(tmp_path), "--num-bins", "64"]
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    assert exit_info.value.code == 0
-    assert f"3 of 3 shards, {3 * CONFIG.num_frames(2 * 44100)} frames, complete" in capsys.readouterr().out
+    args = ["prepare", "--root", root, "--is-wav", "--out", tmp_path, "--num-bins", "64"]
+    code, out, err = run_cli(*args)
+    assert code == 0, err
+    assert f"3 of 3 shards, {3 * CONFIG.num_frames(2 * 44100)} frames, complete" in out
     assert read_index(tmp_path)["selection"] == {"root": root, "is_wav": True, "subset": "train", "split": None}
-    with pytest.raises(SystemExit) as exit_info:
-        main(args[:-1] + ["32"])
-    assert exit_info.value.code == 1
-    err = capsys.readouterr().err
+    code, _, err = run_cli(*args[:-1], "32")
+    assert code == 1
     assert err.count("\n") == 1 and "num_bins 64 there, 32 here" in err
-    with pytest.raises(SystemExit) as exit_info:
-        main(args + ["--worker-index", "2", "--num-workers", "2"])
-    assert exit_info.value.code == 2
-    assert "--worker-index" in capsys.readouterr().err
+    code, _, err = run_cli(*args, "--worker-index", "2", "--num-workers", "2")
+    assert code == 2
+    assert "--worker-index" in err
 
 
-def test_cli_info_names_the_audio_backend(capsys):
-    from keras_dae_cli import main
-
-    with pytest.raises(SystemExit) as exit_info:
-        main(["info"])
-    assert exit_info.value.code == 0
-    out = capsys.readouterr().out
+def test_cli_info_names_the_audio_backend(run_cli):
+    code, out, _ = run_cli("info", quiet=False)
+    assert code == 0
     assert "audio backend" in out and ("soundfile" in out or "tensorflow-io" in out)
     assert "tensorflow" in out and "ffmpeg" in out

@@ -3,15 +3,20 @@
 import base64
 import copy
 import html
+import json
 import re
 
+import numpy as np
 import pytest
 
+from keras_dae import training
 from keras_dae.reproduce import stages as reproduce_module
 from keras_dae.reproduce import ARCHS, Preset, finding, reproduce
 
-TINY = Preset(num_bins=16, hidden_size=8, epochs=1, steps_per_epoch=2, batch_size=32, max_frames=400,
-              couplings_epochs=5, demo_tracks=(1, 1), demo_seconds=3.0)
+# hidden_size = num_bins, so that a plain DAE can pass every bin through (`_known_mapping`); the least-squares
+# solver on ~320 fitting frames of 16 bins: C is determined and a diagonal teacher scores ~1 (the calibration).
+TINY = Preset(num_bins=16, hidden_size=16, epochs=1, steps_per_epoch=2, batch_size=32, max_frames=400,
+              couplings_solver="lstsq", demo_tracks=(1, 1), demo_seconds=3.0)
 
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -42,7 +47,41 @@ def test_finding_is_decided_by_the_metrics():
         finding({"dae": _record(0.8), "deep-dae": _record(0.7)})
 
 
-def test_tiny_reproduction_end_to_end_and_resume(tmp_path, monkeypatch):
+def _known_mapping(arch, run_dir):
+    """Replaces a trained run's weights by a mapping whose couplings are known (all biases zero).
+
+    `dae`, `deep-dae`: encoders the identity, decoder `0.5 * I`, so `y = 0.5 * x`, a per-bin gain:
+    least squares recovers C = 0.5 I exactly (diagonal energy ratio 1). `sf`: encoder the identity,
+    decoder a pairing of bin i with bin i + N/2, so `y_i = x_i * x_{i+N/2}`: each output is the
+    product of two bins, far from any per-bin gain, and C spreads it over the (correlated) bins
+    (diagonal energy ratio below 0.1 on the tiny demo frames). Both plain DAEs are more diagonal
+    than sf by far more than MARGIN: the finding "held".
+    """
+    import keras
+
+    path = run_dir / "model.keras"
+    model = keras.saving.load_model(path)
+    layer = model.get_layer("skip_filter")
+    n = int(layer.decoder_kernel.shape[1])
+    decoder = np.roll(np.eye(n), n // 2, axis=1) if layer.skip else 0.5 * np.eye(n)
+    for weight in layer.weights:
+        name = weight.path.rsplit("/", 1)[-1]
+        value = np.eye(n) if name.startswith("encoder_kernel") else decoder if name == "decoder_kernel" else 0.0
+        weight.assign(np.broadcast_to(value, weight.shape).astype("float32"))
+    model.save(path)
+
+
+@pytest.mark.slow
+def test_tiny_reproduction_end_to_end_and_resume(tmp_path, monkeypatch, assert_png):
+    """The real stages, with each trained model's weights then set to a known mapping: the verdict is "held"."""
+    real_train = training.train
+
+    def train_then_set(arch, run_dir, *args, **kwargs):
+        result = real_train(arch, run_dir, *args, **kwargs)
+        _known_mapping(arch, run_dir)
+        return result
+
+    monkeypatch.setattr(training, "train", train_then_set)
     calls = []
     stopped = []
     real_run = reproduce_module._Stages.run
@@ -62,7 +101,14 @@ def test_tiny_reproduction_end_to_end_and_resume(tmp_path, monkeypatch):
     calls.clear()
     verdict, sentence = reproduce(tmp_path, preset=TINY)
     assert calls == ["compare", "report"]  # nothing before the interruption is redone
-    assert verdict in ("held", "not held", "mixed", "undecided") and sentence
+    records = {arch: json.loads((tmp_path / "couplings" / arch / "metrics.json").read_text()) for arch in ARCHS}
+    calibration = min(record["trust"]["calibration"]["diagonal_energy_ratio"] for record in records.values())
+    ratios = {arch: record["couplings"]["diagonal_energy_ratio"] for arch, record in records.items()}
+    assert calibration > 0.99 and ratios["dae"] > 0.999 and ratios["deep-dae"] > 0.999, (calibration, ratios)
+    assert ratios["sf"] < 0.5, ratios  # 0.07 on these frames; "held" needs < 1 - MARGIN
+    assert verdict == "held", sentence
+    assert sentence.startswith("The paper's finding held: both plain DAEs learned more diagonal")
+    assert f"dae {ratios['dae']:.3f}, deep-dae {ratios['deep-dae']:.3f}, sf {ratios['sf']:.3f}" in sentence
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["test", "train"]  # demo tracks, no root
     report = (tmp_path / "report.md").read_text()
     assert sentence in report and "comparison.png" in report and "training.png" in report
@@ -75,7 +121,7 @@ def test_tiny_reproduction_end_to_end_and_resume(tmp_path, monkeypatch):
     table_rows = [line for line in report.splitlines() if line.startswith("|")]
     assert table_rows and all("||" not in row.replace(" ", "") for row in table_rows)  # every cell filled
     for figure in ("couplings/compare/comparison.png", "training.png"):
-        assert (tmp_path / figure).read_bytes()[:8] == PNG
+        assert_png(tmp_path / figure)
     page = (tmp_path / "report.html").read_text()
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert len(images) == 2 and all(base64.b64decode(data)[:8] == PNG for data in images)

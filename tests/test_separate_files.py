@@ -15,20 +15,7 @@ from keras_dae.separation.files import output_name, output_names, separate_file
 from keras_dae.separation import separate
 from keras_dae.spectral import SpectralConfig
 
-CONFIG = SpectralConfig(num_bins=64)
-
-
-@pytest.fixture(scope="module")
-def model():
-    keras.utils.set_random_seed(0)
-    return build_model("sf", CONFIG.num_bins, hidden_size=16)
-
-
-@pytest.fixture(scope="module")
-def saved_model(model, tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "model.keras"
-    model.save(path)
-    return path
+CONFIG = SpectralConfig(num_bins=64)  # `model`, `saved_model` (conftest.py): an untrained sf over these bins
 
 
 def _audio(samples, channels=2, seed=0):
@@ -51,7 +38,7 @@ def _encode(source, target):
 def test_outputs_have_the_input_shape_and_rate(model, tmp_path, samples, channels, rate):
     audio = _audio(samples, channels)
     path = _write(tmp_path / "in.wav", audio, rate, subtype="FLOAT")
-    outputs = separate_file(model, CONFIG, path, tmp_path / "out")
+    outputs = separate_file(model, path, tmp_path / "out", spectral=CONFIG)
     assert set(outputs) == {"vocals", "accompaniment"}
     written = {}
     for stem, output in outputs.items():
@@ -59,7 +46,7 @@ def test_outputs_have_the_input_shape_and_rate(model, tmp_path, samples, channel
         assert written_rate == rate and written[stem].shape == (samples, channels)
     np.testing.assert_allclose(written["vocals"] + written["accompaniment"], audio, atol=1e-6)
     # The array API gives the same samples (one-shot soxr equals the streaming resampler).
-    stems = separate(model, audio[:, 0] if channels == 1 else audio, rate, config=CONFIG)
+    stems = separate(model, audio[:, 0] if channels == 1 else audio, rate, spectral=CONFIG)
     assert stems["vocals"].shape == (audio[:, 0] if channels == 1 else audio).shape
     np.testing.assert_allclose(stems["vocals"].reshape(samples, channels), written["vocals"], atol=1e-6)
     assert not [p for p in (tmp_path / "out" / "in").iterdir() if p.name.startswith(".")]  # no temporary left
@@ -71,11 +58,11 @@ def test_resampling_round_trip_keeps_a_model_rate_signal(model, tmp_path):
     rate = 22050
     seconds = np.arange(2 * rate) / rate
     audio = (0.3 * np.sin(2 * np.pi * 440 * seconds) + 0.2 * np.sin(2 * np.pi * 2500 * seconds))[:, None]
-    low = separate(model, audio.astype(np.float32), rate, config=CONFIG)["vocals"]
+    low = separate(model, audio.astype(np.float32), rate, spectral=CONFIG)["vocals"]
     import soxr
 
     high_input = soxr.resample(audio, rate, 44100, quality="HQ").astype(np.float32)
-    high = separate(model, high_input, 44100, config=CONFIG)["vocals"]
+    high = separate(model, high_input, 44100, spectral=CONFIG)["vocals"]
     down = soxr.resample(high, 44100, rate, quality="HQ")[: len(low)]
     middle = slice(2000, -2000)
     assert np.abs(low[middle] - down[middle]).max() < 1e-3 * np.abs(low).max() + 1e-4
@@ -85,7 +72,7 @@ def test_every_format(model, tmp_path):
     base = _write(tmp_path / "base.wav", _audio(44100 + 5), 44100, subtype="PCM_16")
     inputs = [base, _encode(base, tmp_path / "song.flac"), _encode(base, tmp_path / "song.ogg"),
               _encode(base, tmp_path / "song.mp3"), stempeg.example_stem_path()]
-    done, failed = files_module.separate_files(model, CONFIG, inputs, tmp_path / "out")
+    done, failed = files_module.separate_files(model, inputs, tmp_path / "out", spectral=CONFIG)
     assert not failed
     assert [outputs["vocals"].parent.name for _, outputs in done] == [
         "base", "song.flac", "song.ogg", "song.mp3", "The Easton Ellises - Falcon 69"]
@@ -100,8 +87,8 @@ def test_every_format(model, tmp_path):
 def test_chunked_files_equal_whole_files(model, tmp_path):
     audio = _audio(3 * 22050 + 11, seed=3)
     path = _write(tmp_path / "in.wav", audio, 22050, subtype="FLOAT")
-    whole = separate_file(model, CONFIG, path, tmp_path / "whole", chunk_frames=100_000)
-    chunked = separate_file(model, CONFIG, path, tmp_path / "chunked", chunk_frames=5)
+    whole = separate_file(model, path, tmp_path / "whole", spectral=CONFIG, chunk_frames=100_000)
+    chunked = separate_file(model, path, tmp_path / "chunked", spectral=CONFIG, chunk_frames=5)
     np.testing.assert_allclose(soundfile.read(chunked["vocals"])[0], soundfile.read(whole["vocals"])[0], atol=1e-4)
 
 
@@ -113,23 +100,23 @@ def test_identity_model_returns_the_mixture():
                           for w in identity.get_weights()])
     audio = _audio(20000, seed=5)
     for mask in ("subtract", "soft"):
-        stems = separate(identity, audio, 44100, config=full, mask=mask)
+        stems = separate(identity, audio, 44100, spectral=full, mask=mask)
         np.testing.assert_allclose(stems["vocals"], audio, atol=1e-5)
         np.testing.assert_allclose(stems["accompaniment"], 0, atol=1e-5)
 
 
 def test_soft_mask_and_wiener(model, tmp_path):
     audio = _audio(2 * 44100, seed=6)
-    subtract = separate(model, audio, 44100, config=CONFIG)["vocals"]
-    soft = separate(model, audio, 44100, config=CONFIG, mask="soft")["vocals"]
-    once = separate(model, audio, 44100, config=CONFIG, wiener=1)
-    twice = separate(model, audio, 44100, config=CONFIG, wiener=2)["vocals"]
+    subtract = separate(model, audio, 44100, spectral=CONFIG)["vocals"]
+    soft = separate(model, audio, 44100, spectral=CONFIG, mask="soft")["vocals"]
+    once = separate(model, audio, 44100, spectral=CONFIG, wiener=1)
+    twice = separate(model, audio, 44100, spectral=CONFIG, wiener=2)["vocals"]
     assert np.abs(soft - subtract).max() > 1e-3 and np.abs(twice - once["vocals"]).max() > 1e-4
     np.testing.assert_allclose(once["vocals"] + once["accompaniment"], audio, atol=1e-6)
     # One chunk holding the whole file gives the same Wiener result as the file path with that chunk size.
     path = _write(tmp_path / "in.wav", audio, 44100, subtype="FLOAT")
-    written = separate_file(model, CONFIG, path, tmp_path / "out", wiener=1, chunk_frames=10_000)
-    whole = separate(model, audio, 44100, config=CONFIG, wiener=1, chunk_frames=10_000)["vocals"]
+    written = separate_file(model, path, tmp_path / "out", spectral=CONFIG, wiener=1, chunk_frames=10_000)
+    whole = separate(model, audio, 44100, spectral=CONFIG, wiener=1, chunk_frames=10_000)["vocals"]
     np.testing.assert_allclose(soundfile.read(written["vocals"], dtype="float32")[0], whole, atol=1e-5)
 
 
@@ -145,18 +132,18 @@ def test_output_names_are_safe_and_distinct():
 
 def test_existing_outputs_are_kept_without_overwrite(model, tmp_path):
     path = _write(tmp_path / "in.wav", _audio(5000), 44100)
-    first = separate_file(model, CONFIG, path, tmp_path / "out")
+    first = separate_file(model, path, tmp_path / "out", spectral=CONFIG)
     before = first["vocals"].read_bytes()
-    with pytest.raises(FileExistsError, match="--overwrite"):
-        separate_file(model, CONFIG, path, tmp_path / "out")
+    with pytest.raises(FileExistsError, match="`overwrite=True`"):
+        separate_file(model, path, tmp_path / "out", spectral=CONFIG)
     _write(path, _audio(5000, seed=9), 44100)
-    separate_file(model, CONFIG, path, tmp_path / "out", overwrite=True)
+    separate_file(model, path, tmp_path / "out", spectral=CONFIG, overwrite=True)
     assert first["vocals"].read_bytes() != before
 
 
 def test_a_failure_mid_write_leaves_old_outputs_and_no_temporaries(model, tmp_path, monkeypatch):
     path = _write(tmp_path / "in.wav", _audio(50000), 44100)
-    first = separate_file(model, CONFIG, path, tmp_path / "out")
+    first = separate_file(model, path, tmp_path / "out", spectral=CONFIG)
     before = {stem: output.read_bytes() for stem, output in first.items()}
 
     def failing(*args, **kwargs):
@@ -165,11 +152,11 @@ def test_a_failure_mid_write_leaves_old_outputs_and_no_temporaries(model, tmp_pa
 
     monkeypatch.setattr(files_module, "separate_blocks", failing)
     with pytest.raises(RuntimeError, match="disk full"):
-        separate_file(model, CONFIG, path, tmp_path / "out", overwrite=True)
+        separate_file(model, path, tmp_path / "out", spectral=CONFIG, overwrite=True)
     assert {stem: output.read_bytes() for stem, output in first.items()} == before
     assert sorted(p.name for p in first["vocals"].parent.iterdir()) == ["accompaniment.wav", "vocals.wav"]
     with pytest.raises(RuntimeError):
-        separate_file(model, CONFIG, path, tmp_path / "fresh")
+        separate_file(model, path, tmp_path / "fresh", spectral=CONFIG)
     assert not (tmp_path / "fresh" / "in").exists()
 
 
@@ -236,8 +223,8 @@ def test_unwritable_output_directory(saved_model, tmp_path, run_cli):
 
 def test_api_errors(model):
     with pytest.raises(ValueError, match="samples > 0"):
-        separate(model, np.zeros((0, 2), np.float32), 44100, config=CONFIG)
+        separate(model, np.zeros((0, 2), np.float32), 44100, spectral=CONFIG)
     with pytest.raises(ValueError, match="64 bins"):
-        separate(model, _audio(100), 44100, config=SpectralConfig(num_bins=32))
+        separate(model, _audio(100), 44100, spectral=SpectralConfig(num_bins=32))
     with pytest.raises(AudioFileError, match="does not exist"):
         read_audio("/nonexistent.wav")

@@ -8,12 +8,7 @@ from keras_dae.models import build_model
 from keras_dae.separation import separate_waveform
 from keras_dae.spectral import SpectralConfig
 
-CONFIG = SpectralConfig(num_bins=64)
-
-
-@pytest.fixture(scope="module")
-def model():
-    return build_model("sf", CONFIG.num_bins, hidden_size=16)
+CONFIG = SpectralConfig(num_bins=64)  # `model` (conftest.py): an untrained sf over these bins
 
 
 def _audio(samples, channels=2, seed=0):
@@ -23,7 +18,7 @@ def _audio(samples, channels=2, seed=0):
 @pytest.mark.parametrize("samples", [100, 2049, 44100 + 17])
 def test_whole_file_equals_the_spectral_reference(model, samples):
     audio = _audio(samples)
-    vocals, accompaniment = separate_waveform(model, audio, CONFIG)
+    vocals, accompaniment = separate_waveform(model, audio, spectral=CONFIG)
     assert vocals.shape == accompaniment.shape == audio.shape
     np.testing.assert_allclose(vocals + accompaniment, audio, atol=1e-6)
     for channel in range(audio.shape[1]):
@@ -37,9 +32,9 @@ def test_whole_file_equals_the_spectral_reference(model, samples):
 @pytest.mark.parametrize("chunk_frames", [1, 7, 64])
 def test_chunks_leave_no_trace(model, mask, chunk_frames):
     audio = _audio(3 * 44100 + 5, seed=1)
-    whole, _ = separate_waveform(model, audio, CONFIG, mask=mask, chunk_frames=10_000)
+    whole, _ = separate_waveform(model, audio, spectral=CONFIG, mask=mask, chunk_frames=10_000)
     seen = []
-    chunked, rest = separate_waveform(model, audio, CONFIG, mask=mask, chunk_frames=chunk_frames,
+    chunked, rest = separate_waveform(model, audio, spectral=CONFIG, mask=mask, chunk_frames=chunk_frames,
                                       progress=seen.append)
     np.testing.assert_allclose(chunked, whole, atol=1e-4)
     np.testing.assert_allclose(chunked + rest, audio, atol=1e-6)
@@ -48,11 +43,11 @@ def test_chunks_leave_no_trace(model, mask, chunk_frames):
 
 def test_bad_arguments(model):
     with pytest.raises(ValueError, match="Unknown mask"):
-        separate_waveform(model, _audio(10), CONFIG, mask="hard")
+        separate_waveform(model, _audio(10), spectral=CONFIG, mask="hard")
     with pytest.raises(ValueError, match="chunk_frames"):
-        separate_waveform(model, _audio(10), CONFIG, chunk_frames=0)
+        separate_waveform(model, _audio(10), spectral=CONFIG, chunk_frames=0)
     with pytest.raises(ValueError, match="samples > 0"):
-        separate_waveform(model, np.zeros((0, 2), np.float32), CONFIG)
+        separate_waveform(model, np.zeros((0, 2), np.float32), spectral=CONFIG)
 
 
 @pytest.mark.parametrize(("width", "hop"), [(2049, 384), (10, 10), (10, 3), (7, 1)])
@@ -76,5 +71,5 @@ def test_silence_gives_no_vocals_even_when_the_model_outputs_some():
     dae.set_weights([np.ones_like(w) if w.ndim == 1 else w for w in dae.get_weights()])  # biases: V(0) > 0
     assert dae.predict(np.zeros((1, CONFIG.num_bins), np.float32), verbose=0).max() > 0
     audio = np.zeros((20_000, 2), np.float32)
-    vocals, accompaniment = separate_waveform(dae, audio, CONFIG)
+    vocals, accompaniment = separate_waveform(dae, audio, spectral=CONFIG)
     assert np.all(vocals == 0) and np.all(accompaniment == 0)

@@ -1,14 +1,7 @@
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
-import click
 import musdb
 import numpy as np
 import pytest
 import soundfile
-from click.testing import CliRunner
 
 from keras_dae.data.synthetic import (
     SOURCES,
@@ -18,7 +11,6 @@ from keras_dae.data.synthetic import (
     write_synthetic_musdb,
 )
 from keras_dae.data.tracks import list_tracks
-from keras_dae_cli.data_commands import synth
 
 RATE = 44100
 
@@ -197,18 +189,11 @@ def test_synthesize_validates_arguments(kwargs, message):
         synthesize_track(**{"seconds": 0.1, **kwargs})
 
 
-def _group():
-    group = click.Group()
-    group.add_command(synth)
-    return group
-
-
-def test_synth_command_writes_the_tree(tmp_path):
-    args = ["synth", "--out", str(tmp_path), "--tracks", "2", "--seconds", "0.5",
-            "--seed", "7", "--rate", "22050", "--subset", "test"]
-    result = CliRunner().invoke(_group(), args)
-    assert result.exit_code == 0, result.output
-    assert result.output == f"wrote 2 tracks to {tmp_path / 'test'}\n"
+def test_synth_command_writes_the_tree(tmp_path, run_cli):
+    code, out, err = run_cli("synth", "--out", tmp_path, "--tracks", "2", "--seconds", "0.5",
+                             "--seed", "7", "--rate", "22050", "--subset", "test")
+    assert code == 0, err
+    assert out == f"wrote 2 tracks to {tmp_path / 'test'}\n"
     vocals, rate = _read(tmp_path / "test" / "synthetic-001" / "vocals.wav")
     assert rate == 22050
     np.testing.assert_array_equal(vocals, synthesize_track(0.5, rate=22050, seed=(7, 1, 1))["vocals"])
@@ -218,31 +203,28 @@ def test_synth_command_writes_the_tree(tmp_path):
     "args",
     [["--tracks", "0"], ["--seconds", "0"], ["--rate", "0"], ["--seed", "-1"], ["--subset", "valid"]],
 )
-def test_synth_command_rejects_bad_values(tmp_path, args):
+def test_synth_command_rejects_bad_values(tmp_path, args, run_cli):
     options = {"--out": str(tmp_path), "--tracks": "1", "--seconds": "0.1"}
     options.update(zip(args[::2], args[1::2]))
-    result = CliRunner().invoke(_group(), ["synth", *(x for pair in options.items() for x in pair)])
-    assert result.exit_code == 2 and args[0] in result.output
+    code, out, err = run_cli("synth", *(x for pair in options.items() for x in pair))
+    assert code == 2 and args[0] in err and out == ""
     assert list(tmp_path.iterdir()) == []
 
 
-def _run_console_script(*args):
-    script = Path(sys.executable).parent / "keras-dae"
-    script = str(script) if script.exists() else shutil.which("keras-dae")
-    return subprocess.run([script, *args], capture_output=True, text=True, timeout=120)
-
-
-def test_synth_console_script(tmp_path):
+def test_synth_console_script(tmp_path, run_cli):
+    """The installed script in a fresh process: its output is its own lines, whatever TensorFlow logs."""
     out = tmp_path / "synthetic"
-    result = _run_console_script("synth", "--out", str(out), "--tracks", "1", "--seconds", "1")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == f"wrote 1 tracks to {out / 'train'}\n"
+    code, stdout, stderr = run_cli("synth", "--out", out, "--tracks", "1", "--seconds", "1", quiet=False,
+                                   process=True)
+    assert code == 0, stderr
+    assert stdout == f"wrote 1 tracks to {out / 'train'}\n"
     (track,) = list_tracks(out, is_wav=True)
     assert track.name == "synthetic-000" and track.num_samples == RATE and track.channels == 2
     # A bad value: one error line, exit code 2, nothing written.
-    result = _run_console_script("synth", "--out", str(tmp_path / "none"), "--tracks", "0", "--seconds", "1")
-    assert result.returncode == 2 and result.stdout == ""
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "error" in lines[0] and "--tracks" in lines[0] and "Traceback" not in result.stderr
+    code, stdout, stderr = run_cli("synth", "--out", tmp_path / "none", "--tracks", "0", "--seconds", "1",
+                                   quiet=False, process=True)
+    assert code == 2 and stdout == ""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert "error" in lines[0] and "--tracks" in lines[0] and "Traceback" not in stderr
     assert not (tmp_path / "none").exists()

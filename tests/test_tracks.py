@@ -72,18 +72,18 @@ def test_roots_without_tracks(tmp_path):
     for is_wav in (True, False):
         with pytest.raises(ValueError, match="no MUSDB tracks") as error:
             list_tracks(empty, is_wav=is_wav)
-        assert str(empty / "train") in str(error.value) and "--is-wav" not in str(error.value)
+        assert str(empty / "train") in str(error.value) and "is_wav" not in str(error.value)
 
-    # The other layout is there: the message says which flag to change.
+    # The other layout is there: the message says which `is_wav` to pass (the CLI shows the flag).
     wav_root = tmp_path / "wav"
     write_synthetic_musdb(wav_root, num_tracks=1, seconds=0.1)
-    with pytest.raises(ValueError, match=r"\.stem\.mp4 files\)\. .*add --is-wav") as error:
+    with pytest.raises(ValueError, match=r"\.stem\.mp4 files\)\. .*need `is_wav=True`") as error:
         list_tracks(wav_root)
     assert str(wav_root / "train") in str(error.value)
     stem_root = tmp_path / "stems"
     (stem_root / "train").mkdir(parents=True)
     (stem_root / "train" / "a.stem.mp4").write_bytes(b"")
-    with pytest.raises(ValueError, match="WAV stems\\)\\. .*leave out --is-wav") as error:
+    with pytest.raises(ValueError, match="WAV stems\\)\\. .*need `is_wav=False`") as error:
         list_tracks(stem_root, is_wav=True)
     assert str(stem_root / "train") in str(error.value)
 
@@ -163,7 +163,7 @@ def test_bad_tracks_are_value_errors_naming_the_file(tmp_path, sources, name, ma
 
 def _frames(tracks, **kwargs):
     kwargs = {"batch_size": 64, "seed": 0, "excerpt_seconds": 0.5, "epochs": 1, **kwargs}
-    return collect_frames(musdb_frames(tracks, CONFIG, **kwargs))
+    return collect_frames(musdb_frames(tracks, spectral=CONFIG, **kwargs))
 
 
 def test_mono_track_reads_as_two_equal_channels(tmp_path, sources):

@@ -3,7 +3,6 @@
 import csv
 import json
 import os
-import subprocess
 import sys
 import textwrap
 
@@ -17,28 +16,19 @@ from keras_dae.spectral import SpectralConfig
 from keras_dae.training import train
 
 CONFIG = SpectralConfig(num_bins=32)
-# Two of the names in musdb's 14-track validation split.
+# Two of the names in musdb's 14-track validation split: `musdb_root` (conftest.py) names two train tracks so.
 VALID_NAMES = ("Actions - One Minute Smile", "Leaf - Summerghost")
 
 
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("musdb")
-    write_synthetic_musdb(root, num_tracks=4, seconds=2.0, seed=11)
-    for index, name in enumerate(VALID_NAMES):
-        (root / "train" / f"synthetic-00{index}").rename(root / "train" / name)
-    return root
-
-
 def _small(**overrides):
-    settings = dict(config=CONFIG, hidden_size=16, batch_size=32, learning_rate=3e-3,
+    settings = dict(spectral=CONFIG, hidden_size=16, batch_size=32, learning_rate=3e-3,
                     excerpt_seconds=1.0, verbose=0)
     return {**settings, **overrides}
 
 
 @pytest.mark.parametrize("arch", ["dae", "deep-dae", "sf"])
-def test_each_arch_learns_on_synthetic_tracks(arch, root, tmp_path):
-    model, run_dir = train(arch, tmp_path / arch, root=root, is_wav=True, epochs=6, loss="l1", **_small())
+def test_each_arch_learns_on_synthetic_tracks(arch, musdb_root, tmp_path):
+    model, run_dir = train(arch, tmp_path / arch, root=musdb_root, is_wav=True, epochs=6, loss="l1", **_small())
     history = runs.read_history(run_dir)
     assert len(history) == 6
     assert history[-1]["loss"] < 0.8 * history[0]["loss"], history
@@ -46,11 +36,11 @@ def test_each_arch_learns_on_synthetic_tracks(arch, root, tmp_path):
     assert model.name == arch.replace("-", "_")
 
 
-def test_same_seed_same_run_whatever_ran_before(root, tmp_path):
+def test_same_seed_same_run_whatever_ran_before(musdb_root, tmp_path):
     keras.utils.set_random_seed(123)  # global state left by earlier code must not matter
-    first, _ = train("dae", tmp_path / "a", root=root, is_wav=True, epochs=1, seed=5, **_small())
+    first, _ = train("dae", tmp_path / "a", root=musdb_root, is_wav=True, epochs=1, seed=5, **_small())
     keras.utils.set_random_seed(456)
-    second, _ = train("dae", tmp_path / "b", root=root, is_wav=True, epochs=1, seed=5, **_small())
+    second, _ = train("dae", tmp_path / "b", root=musdb_root, is_wav=True, epochs=1, seed=5, **_small())
     for a, b in zip(first.get_weights(), second.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
@@ -68,8 +58,8 @@ def test_root_without_validation_tracks_trains_and_finishes(tmp_path, caplog):
     assert record["status"] == "finished" and record["epochs_completed"] == 2 and record["monitor"] == "loss"
 
 
-def test_run_directory_records_everything(root, tmp_path):
-    model, run_dir = train("sf", tmp_path / "run", root=root, is_wav=True, epochs=2, seed=3, **_small())
+def test_run_directory_records_everything(musdb_root, tmp_path):
+    model, run_dir = train("sf", tmp_path / "run", root=musdb_root, is_wav=True, epochs=2, seed=3, **_small())
     record = json.loads((run_dir / runs.CONFIG).read_text())
     assert record["arch"] == "sf" and record["loss"] == "kl" and record["seed"] == 3
     assert record["spectral"] == CONFIG.to_dict()
@@ -87,17 +77,17 @@ def test_run_directory_records_everything(root, tmp_path):
     assert not (run_dir / runs.BACKUP).exists()  # removed once the run finished
 
 
-def test_finished_run_is_not_retrained_and_other_runs_are_refused(root, tmp_path):
+def test_finished_run_is_not_retrained_and_other_runs_are_refused(musdb_root, tmp_path):
     run = tmp_path / "run"
-    train("sf", run, root=root, is_wav=True, epochs=1, **_small())
+    train("sf", run, root=musdb_root, is_wav=True, epochs=1, **_small())
     before = (run / runs.HISTORY).read_text()
-    train("sf", run, root=root, is_wav=True, epochs=1, **_small())
+    train("sf", run, root=musdb_root, is_wav=True, epochs=1, **_small())
     assert (run / runs.HISTORY).read_text() == before
     with pytest.raises(ValueError, match="holds a run with arch='sf', not 'dae'"):
-        train("dae", run, root=root, is_wav=True, epochs=1, **_small())
+        train("dae", run, root=musdb_root, is_wav=True, epochs=1, **_small())
     with pytest.raises(ValueError, match="spectral"):
-        train("sf", run, root=root, is_wav=True, epochs=1, **_small(config=SpectralConfig(num_bins=16)))
-    train("dae", run, root=root, is_wav=True, epochs=2, overwrite=True, **_small())
+        train("sf", run, root=musdb_root, is_wav=True, epochs=1, **_small(spectral=SpectralConfig(num_bins=16)))
+    train("dae", run, root=musdb_root, is_wav=True, epochs=2, overwrite=True, **_small())
     assert json.loads((run / runs.CONFIG).read_text())["arch"] == "dae"
     assert len(runs.read_history(run)) == 2
 
@@ -154,24 +144,24 @@ KILLED_RUN = textwrap.dedent(
     # After BackupAndRestore, which comes last: killed once epoch N is backed up.
     training._callbacks = lambda *args: real_callbacks(*args) + [Kill()]
     training.train("sf", sys.argv[1], root=sys.argv[2], is_wav=True, epochs=4,
-                   config=SpectralConfig(num_bins=32), hidden_size=16, batch_size=32,
+                   spectral=SpectralConfig(num_bins=32), hidden_size=16, batch_size=32,
                    excerpt_seconds=1.0, learning_rate=3e-3, verbose=0)
     """
 )
 
 
-def test_resume_after_kill_9_continues_at_the_right_epoch(root, tmp_path):
+@pytest.mark.slow
+def test_resume_after_kill_9_continues_at_the_right_epoch(musdb_root, tmp_path, run_process):
     script = tmp_path / "killed_run.py"
     script.write_text(KILLED_RUN)
     run = tmp_path / "run"
-    killed = subprocess.run([sys.executable, str(script), str(run), str(root), "2"],
-                            capture_output=True, text=True, timeout=300)
+    killed = run_process(sys.executable, script, run, musdb_root, "2")
     assert killed.returncode == -9, killed.stderr[-2000:]
     assert json.loads((run / runs.CONFIG).read_text())["status"] == "running"
     assert runs.backup_epoch(run / runs.BACKUP) == 2
     before = runs.read_history(run)
     assert len(before) == 2
-    train("sf", run, root=root, is_wav=True, epochs=4, **_small())
+    train("sf", run, root=musdb_root, is_wav=True, epochs=4, **_small())
     history = runs.read_history(run)
     assert [row["epoch"] for row in history] == [0, 1, 2, 3]
     assert history[:2] == before  # epochs 0 and 1 were not trained again
@@ -182,23 +172,16 @@ def test_resume_after_kill_9_continues_at_the_right_epoch(root, tmp_path):
     assert history[2]["loss"] < 0.9 * history[0]["loss"]
 
 
-def test_cli_trains_on_the_embedded_clip(tmp_path, capsys):
-    from keras_dae_cli import main
-
-    args = ["--quiet", "train", "--arch", "dae", "--out", str(tmp_path / "run"), "--num-bins", "32",
-            "--hidden-size", "8", "--epochs", "2", "--batch-size", "64"]
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    assert exit_info.value.code == 0, capsys.readouterr().err
-    assert "run directory:" in capsys.readouterr().out
+def test_cli_trains_on_the_embedded_clip(tmp_path, run_cli):
+    code, out, err = run_cli("train", "--arch", "dae", "--out", tmp_path / "run", "--num-bins", "32",
+                             "--hidden-size", "8", "--epochs", "2", "--batch-size", "64")
+    assert code == 0, err
+    assert "run directory:" in out
     record = json.loads((tmp_path / "run" / runs.CONFIG).read_text())
     assert record["data"]["source"] == "example" and record["status"] == "finished"
     assert record["hidden_size"] == 8
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--arch", "sf", "--out", str(tmp_path / "run"), "--num-bins", "32"])
-    assert exit_info.value.code == 1
-    err = capsys.readouterr().err
+    code, _, err = run_cli("train", "--arch", "sf", "--out", tmp_path / "run", "--num-bins", "32", quiet=False)
+    assert code == 1
     assert err.count("\n") == 1 and "arch='dae', not 'sf'" in err
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--arch", "cnn", "--out", str(tmp_path / "x")])
-    assert exit_info.value.code == 2
+    code, _, err = run_cli("train", "--arch", "cnn", "--out", tmp_path / "x", quiet=False)
+    assert code == 2 and "cnn" in err

@@ -64,7 +64,10 @@ def compare(directories, out, *, formats=("png",)):
     and `comparison.csv`. Returns the markdown table.
     """
     if len(directories) < 2:
-        raise ValueError("--compare needs at least two couplings directories.")
+        raise ValueError(
+            "compare needs at least two couplings directories. "
+            f"Received: directories={[str(directory) for directory in directories]!r}"
+        )
     matrices, records, configs = {}, {}, {}
     for directory in directories:
         matrix, record = read_result(directory)

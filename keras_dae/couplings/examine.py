@@ -1,6 +1,6 @@
 """Examining a trained model: distil its couplings C, measure them and draw them.
 
-`examine(model_path, out, frames=...)` writes to `out`:
+`examine(model_path, out, frame_set, spectral=...)` writes to `out`:
 
     couplings.npy     C, float32 (N, N), output bin by input bin
     metrics.json      every number below (written last: its presence means
@@ -73,9 +73,9 @@ def _write_history(path, history):
 def _prepare_out(out, overwrite):
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out '{out}' is a file; give a directory.")
+        raise ValueError(f"`out` '{out}' is a file; give a directory.")
     if (out / METRICS).exists() and not overwrite:
-        raise ValueError(f"'{out}' already holds couplings ({METRICS}); choose another --out or add --overwrite.")
+        raise ValueError(f"'{out}' already holds couplings ({METRICS}); choose another `out` or add `overwrite=True`.")
     runs.ensure_writable(out)
     return out
 
@@ -101,7 +101,7 @@ def _trust(frame_set, outputs, num_bins, solver_options, seed, verbose):
     if trust["under_determined"]:
         log.warning(
             "only %d fitting frames for %d bins: C is under-determined, so its structure is partly the "
-            "solver's choice (see trust.calibration); use more frames (--max-frames, more tracks) or fewer bins",
+            "solver's choice (see trust.calibration); use more frames (`max_frames`, more tracks) or fewer bins",
             len(fit), num_bins,
         )
     log.info("calibration: the same solver on a known diagonal teacher over the same frames")
@@ -132,54 +132,66 @@ def notes_of(record, part="couplings"):
     ]
 
 
-def _draw(matrix, config, out, stem, label, notes, formats):
+def _draw(matrix, spectral, out, stem, label, notes, formats):
     written = []
-    written += figures.plot_matrix(matrix, config, out / f"{stem}.png", f"{label}: output by input frequency",
+    written += figures.plot_matrix(matrix, spectral, out / f"{stem}.png", f"{label}: output by input frequency",
                                    notes, formats)
-    written += figures.plot_offsets(matrix, config, out / f"{stem}-offsets.png",
+    written += figures.plot_offsets(matrix, spectral, out / f"{stem}-offsets.png",
                                     f"{label}: mean magnitude by offset from the diagonal", notes, formats)
-    written += figures.plot_diagonal(matrix, config, out / f"{stem}-diagonal.png",
+    written += figures.plot_diagonal(matrix, spectral, out / f"{stem}-diagonal.png",
                                      f"{label}: diagonal and off-diagonal energy per output frequency", notes, formats)
     return written
 
 
-def examine(model_path, out, frame_set, config, *, solver="fit", schedule="fast", loss="l1", ridge=0.0,
-            epochs=None, jacobian=False, jacobian_frames=JACOBIAN_FRAMES, formats=("png",), seed=0, overwrite=False,
-            verbose=0, model=None):
+def examine(model_path, out, frame_set, *, spectral=None, loaded=None, solver="fit", schedule="fast", loss="l1",
+            ridge=0.0, epochs=None, jacobian=False, jacobian_frames=JACOBIAN_FRAMES, formats=("png",), seed=0,
+            overwrite=False, verbose=0):
     """Distils the couplings of the model at `model_path` on `frame_set` and writes `out`.
 
     Args:
-        model_path: a `.keras` file or run directory (see `runs.load_run_model`).
+        model_path: a `.keras` file or run directory (see `runs.load_run_model`);
+            recorded in metrics.json.
         out: the output directory.
-        frame_set: `frames.FrameSet` of mixture frames at `config`.
-        config: the `SpectralConfig` of the frames (for the Hz axes).
+        frame_set: `frames.FrameSet` of mixture frames at `spectral`.
+        spectral: `SpectralConfig` or None. The settings of the frames (for
+            the Hz axes and the record); None: the model's run's
+            (`config.json`), else the paper's with the model's `num_bins`.
+        loaded: None, or the `(model, info, run_config)` that
+            `runs.load_run_model(model_path)` returns, when the caller has
+            loaded the model already (it is not loaded again).
         solver, schedule, loss, ridge, seed, epochs: see `keras_dae.couplings.distill`.
         jacobian: also compute the mean Jacobian on `jacobian_frames` of the frames.
         formats: figure formats (`"png"`, `"pdf"`).
         overwrite: replace couplings already in `out`.
         verbose: Keras progress bars.
-        model: the loaded `(model, info, run_config)`, to skip loading.
 
     Returns:
         dict, the contents of metrics.json.
+
+    Example:
+
+    >>> frames = track_frame_set(list_tracks(subsets="test"), spectral=spectral)
+    >>> record = examine("runs/sf", "couplings/sf", frames, spectral=spectral)
+    >>> record["couplings"]["diagonal_energy_ratio"]
     """
-    teacher, info, run_config = model or runs.load_run_model(model_path)
-    if info["num_bins"] != config.num_bins:
+    teacher, info, run_config = loaded or runs.load_run_model(model_path)
+    spectral = spectral or runs.run_spectral(info, run_config)
+    if info["num_bins"] != spectral.num_bins:
         raise ValueError(
-            f"the model has {info['num_bins']} bins but the frames {config.num_bins}; "
-            f"use --num-bins {info['num_bins']} (and the model's other spectral settings)."
+            f"the model has {info['num_bins']} bins but the frames {spectral.num_bins}; "
+            f"use `num_bins={info['num_bins']}` (and the model's other spectral settings)."
         )
     out = _prepare_out(out, overwrite)
     solver_options = {"solver": solver, "schedule": schedule, "loss": loss, "ridge": ridge, "seed": seed,
                       "epochs": epochs}
     fit_targets = teacher_outputs(teacher, frame_set.fit, verbose=0)
     held_targets = teacher_outputs(teacher, frame_set.held_out, verbose=0)
-    log.info("fitting C (%s) on %d frames of %d bins", solver, len(frame_set.fit), config.num_bins)
+    log.info("fitting C (%s) on %d frames of %d bins", solver, len(frame_set.fit), spectral.num_bins)
     matrix, history = solve(frame_set.fit, fit_targets, verbose=verbose, **solver_options)
     outputs = np.concatenate([fit_targets, held_targets])
     record = {
         "model": {"path": str(model_path), **info, "run": (run_config or {}).get("data")},
-        "spectral": config.to_dict(),
+        "spectral": spectral.to_dict(),
         "data": frame_set.description,
         "solver": {
             **solver_options,
@@ -188,14 +200,14 @@ def examine(model_path, out, frame_set, config, *, solver="fit", schedule="fast"
             "final_relative_loss": float(history["loss"][-1]) if history.get("loss") else None,
         },
         "couplings": _matrix_metrics(matrix, frame_set, fit_targets, held_targets),
-        "trust": _trust(frame_set, outputs, config.num_bins, solver_options, seed, verbose),
+        "trust": _trust(frame_set, outputs, spectral.num_bins, solver_options, seed, verbose),
         "versions": runs.versions(),
     }
     _write_npy(out / COUPLINGS, matrix)
     if history:
         _write_history(out / HISTORY, history)
     label = f"{info['arch']} couplings C ({solver})"
-    _draw(matrix, config, out, "couplings", label, notes_of(record), formats)
+    _draw(matrix, spectral, out, "couplings", label, notes_of(record), formats)
     if jacobian:
         chosen = np.random.default_rng(seed).permutation(len(frame_set.fit))[:jacobian_frames]
         log.info("mean Jacobian over %d frames", len(chosen))
@@ -207,7 +219,7 @@ def examine(model_path, out, frame_set, config, *, solver="fit", schedule="fast"
             "relative_distance_to_couplings": float(np.linalg.norm(jac - matrix) / max(np.linalg.norm(jac), 1e-30)),
         }
         _write_npy(out / JACOBIAN, jac)
-        _draw(jac, config, out, "jacobian", f"{info['arch']} mean Jacobian ({len(chosen)} frames)",
+        _draw(jac, spectral, out, "jacobian", f"{info['arch']} mean Jacobian ({len(chosen)} frames)",
               notes_of(record, "jacobian"), formats)
     _write_json(out / METRICS, record)
     return record

@@ -14,7 +14,9 @@ import logging
 
 import numpy as np
 
+from keras_dae.checks import positive_int
 from keras_dae.data.prepare import iter_shards, read_index, track_frames
+from keras_dae.spectral import SpectralConfig
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +75,32 @@ def _frame_set(names, per_track, description, held_out):
     return FrameSet(fit, held, description)
 
 
-def track_frame_set(tracks, config, *, max_frames=MAX_FRAMES, seed=0, held_out=HELD_OUT, progress=None):
-    """Frames of `tracks` (`TrackInfo`s): mono mixture spectrograms at `config`."""
+def track_frame_set(tracks, *, spectral=None, max_frames=MAX_FRAMES, seed=0, held_out=HELD_OUT, progress=None):
+    """Frames of `tracks` (`TrackInfo`s): mono mixture spectrograms.
+
+    Args:
+        tracks: list of `TrackInfo` (`keras_dae.data.tracks.list_tracks`).
+        spectral: `SpectralConfig` or None (the paper's defaults); the
+            examined model's settings.
+        max_frames: int or None, default `MAX_FRAMES`. Frames drawn over all
+            tracks, in proportion to their lengths; None: every frame.
+        seed: int, default 0. Seeds the drawing.
+        held_out: float, default `HELD_OUT`. The last part of each track's
+            frames (in time) held out to measure the fit.
+        progress: callable or None, called with the number of tracks done.
+
+    Returns:
+        `FrameSet`.
+    """
     if not tracks:
         raise ValueError("no tracks to take mixture frames from.")
-    lengths = [config.num_frames(track.num_samples) for track in tracks]
+    positive_int("max_frames", max_frames, optional=True)
+    spectral = spectral or SpectralConfig()
+    lengths = [spectral.num_frames(track.num_samples) for track in tracks]
     rng = np.random.default_rng(seed)
     per_track = []
     for done, (track, quota) in enumerate(zip(tracks, _quotas(lengths, max_frames))):
-        mixture = np.concatenate([chunk for chunk, _ in track_frames(track, config)])
+        mixture = np.concatenate([chunk for chunk, _ in track_frames(track, spectral=spectral)])
         per_track.append(_pick(mixture, quota, rng))
         if progress is not None:
             progress(done + 1)
@@ -89,13 +108,19 @@ def track_frame_set(tracks, config, *, max_frames=MAX_FRAMES, seed=0, held_out=H
     return _frame_set([track.name for track in tracks], per_track, description, held_out)
 
 
-def prepared_frame_set(directory, config=None, *, max_frames=MAX_FRAMES, seed=0, held_out=HELD_OUT, progress=None):
-    """Frames of a cache written by `keras-dae prepare` (the mixture of each of its tracks)."""
-    index = read_index(directory, config)
+def prepared_frame_set(directory, *, spectral=None, max_frames=MAX_FRAMES, seed=0, held_out=HELD_OUT,
+                       progress=None):
+    """Frames of a cache written by `keras-dae prepare` (the mixture of each of its tracks).
+
+    `spectral`: `SpectralConfig` or None; if given, the cache must have been
+    prepared with it. The other arguments as for `track_frame_set`.
+    """
+    positive_int("max_frames", max_frames, optional=True)
+    index = read_index(directory, spectral=spectral)
     quotas = _quotas([shard["frames"] for shard in index["shards"]], max_frames)
     rng = np.random.default_rng(seed)
     per_track = []
-    for done, ((_, mixture, _), quota) in enumerate(zip(iter_shards(directory, config), quotas)):
+    for done, ((_, mixture, _), quota) in enumerate(zip(iter_shards(directory, spectral=spectral), quotas)):
         per_track.append(_pick(mixture, quota, rng))
         if progress is not None:
             progress(done + 1)

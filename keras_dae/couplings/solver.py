@@ -5,7 +5,7 @@ to a vocals frame `f(x)`. NCA fits a single N x N matrix C, no bias, no
 non-linearity, so that `C x` reproduces `f(x)` on mixture frames; `C[i, j]`
 is how much input bin `j` contributes to output bin `i`. A strong diagonal
 means per-bin (scalar) filtering; energy off the diagonal means the teacher
-uses inter-frequency structure (Mimilakis et al., TASLP 2019).
+uses inter-frequency structure (Mimilakis et al., IEEE/ACM TASLP 28, 2020).
 
 Two solvers:
 
@@ -39,6 +39,7 @@ import scipy.linalg
 from keras import ops
 
 from keras_dae import tracing
+from keras_dae.checks import one_of, positive_int
 from keras_dae.optimizers import FusedAdam
 
 tracing.install()
@@ -106,8 +107,7 @@ class NeuralCouplings(keras.Model):
 
     def __init__(self, num_bins, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(num_bins, bool) or not isinstance(num_bins, int) or num_bins <= 0:
-            raise ValueError(f"num_bins must be a positive integer. Received: num_bins={num_bins!r}")
+        positive_int("num_bins", num_bins)
         self.num_bins = num_bins
         self.seed = seed
         self.couplings = self.add_weight(
@@ -211,12 +211,9 @@ def fit_couplings(frames, targets, *, schedule="fast", loss="l1", seed=0, epochs
     frames = np.asarray(frames, np.float32)
     targets = np.asarray(targets, np.float32)
     _check_pair(frames, targets)
-    if loss not in LOSSES:
-        raise ValueError(f"Unknown loss {loss!r}; valid ones are {', '.join(LOSSES)}.")
+    one_of("loss", loss, LOSSES)
     if isinstance(schedule, str):
-        if schedule not in SCHEDULES:
-            raise ValueError(f"Unknown schedule {schedule!r}; valid ones are {', '.join(SCHEDULES)}.")
-        schedule = SCHEDULES[schedule]
+        schedule = SCHEDULES[one_of("schedule", schedule, SCHEDULES)]
     if epochs is not None:
         schedule = dataclasses.replace(schedule, epochs=epochs)
     student = NeuralCouplings(frames.shape[1], seed=seed)
@@ -331,10 +328,8 @@ def distill(teacher, frames, *, solver="fit", schedule="fast", loss="l1", ridge=
 
 def solve(frames, targets, *, solver="fit", schedule="fast", loss="l1", ridge=0.0, seed=0, epochs=None, verbose=0):
     """C from `(frames, targets)` with `solver`; see `distill`."""
-    if solver == "lstsq":
+    if one_of("solver", solver, SOLVERS) == "lstsq":
         return lstsq_couplings(frames, targets, ridge), {}
-    if solver != "fit":
-        raise ValueError(f"Unknown solver {solver!r}; valid ones are {', '.join(SOLVERS)}.")
     student, history = fit_couplings(frames, targets, schedule=schedule, loss=loss, seed=seed, epochs=epochs,
                                      verbose=verbose)
     return student.matrix, history

@@ -1,5 +1,16 @@
-"""Audio data: the embedded MUSDB18 example (later: musdb, tf.data pipelines)."""
+"""Audio data: where the `(mixture, vocals)` frames come from.
 
-from keras_dae.data.example import EXAMPLE_TRACK, Track, load_example
+    example    the embedded real 6-second MUSDB18 excerpt (the default data)
+    tracks     MUSDB18 / MUSDB18-HQ tracks listed through musdb and checked
+    readers    reading excerpts of WAV/FLAC files inside tf.data
+               (tensorflow-io or soundfile)
+    pipeline   streaming magnitude frames with tf.data (`musdb_frames`)
+    prepare    the TFRecord frame cache of `keras-dae prepare`
+    synthetic  synthetic MUSDB18-layout tracks, a test fixture
+    demo       demo tracks for `keras-dae reproduce`: the excerpt mixed into
+               synthetic tracks
+"""
 
-__all__ = ["EXAMPLE_TRACK", "Track", "load_example"]
+from keras_dae.data.example import EXAMPLE_TRACK, SOURCES, Track, import_stempeg, load_example
+
+__all__ = ["EXAMPLE_TRACK", "SOURCES", "Track", "import_stempeg", "load_example"]

@@ -13,15 +13,15 @@ in both, so the test scores are not a generalisation figure.
 This is demo data: nothing measured on it says anything about MUSDB18.
 """
 
-import numbers
 from pathlib import Path
 
 import numpy as np
 import soundfile
 
 from keras_dae.atomic import atomic_path
+from keras_dae.checks import non_negative_int, positive_int, positive_number
 from keras_dae.data.example import SOURCES, load_example
-from keras_dae.data.synthetic import _check_positive, synthesize_track
+from keras_dae.data.synthetic import synthesize_track
 
 CLIP_GAINS = (0.5, 1.5)  # range of the random gain of each clip source
 MAX_PEAK = 0.99
@@ -57,11 +57,10 @@ def write_demo_musdb(out, num_train=6, num_test=2, seconds=30.0, seed=0):
     Returns:
         list of `Path`, the track directories.
     """
-    _check_positive("num_train", num_train, numbers.Integral)
-    _check_positive("num_test", num_test, numbers.Integral)
-    _check_positive("seconds", seconds, numbers.Real)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative int. Received: seed={seed!r}")
+    positive_int("num_train", num_train)
+    positive_int("num_test", num_test)
+    positive_number("seconds", seconds)
+    non_negative_int("seed", seed)
     clip = load_example()
     track_dirs = []
     for subset_index, (subset, count) in enumerate((("train", num_train), ("test", num_test))):

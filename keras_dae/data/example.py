@@ -14,7 +14,12 @@ EXAMPLE_TRACK = "The Easton Ellises - Falcon 69"
 SOURCES = ("drums", "bass", "other", "vocals")
 
 
-def _import_stempeg():
+def import_stempeg():
+    """Imports `stempeg`, turning its error without ffmpeg/ffprobe into install instructions.
+
+    Raises:
+        RuntimeError: if ffmpeg or ffprobe is missing.
+    """
     try:
         import stempeg
     except RuntimeError as error:  # stempeg raises at import without ffmpeg/ffprobe
@@ -67,7 +72,7 @@ class Track:
 
 def example_path():
     """Path of the embedded `.stem.mp4` inside the installed stempeg wheel."""
-    return _import_stempeg().example_stem_path()
+    return import_stempeg().example_stem_path()
 
 
 def load_example():
@@ -79,7 +84,7 @@ def load_example():
     Raises:
         RuntimeError: if ffmpeg/ffprobe are missing.
     """
-    stempeg = _import_stempeg()
+    stempeg = import_stempeg()
     stems, rate = stempeg.read_stems(stempeg.example_stem_path(), dtype=np.float32)
     # Stream 0 is the limited master; streams 1..4 are the sources.
     sources = {name: np.ascontiguousarray(stems[index + 1]) for index, name in enumerate(SOURCES)}

@@ -24,9 +24,11 @@ import logging
 import numpy as np
 import tensorflow as tf
 
-from keras_dae import spectral
+from keras_dae import spectral as front_end
+from keras_dae.checks import one_of, positive_int, positive_number
 from keras_dae.data.example import SOURCES
 from keras_dae.data.tracks import read_track
+from keras_dae.spectral import SpectralConfig
 
 log = logging.getLogger(__name__)
 
@@ -39,26 +41,22 @@ STEM_CACHE_BYTES = 512 * 2**20
 _NUM_DRAWS = 11
 
 
-def _check(tracks, config, batch_size, excerpt_seconds, gain_range, downmix, epochs):
-    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0):
-        raise ValueError(f"epochs must be a positive integer or None. Received: epochs={epochs!r}")
+def _check(tracks, spectral, batch_size, excerpt_seconds, gain_range, downmix, epochs):
+    positive_int("epochs", epochs, optional=True)
     if not tracks:
         raise ValueError("musdb_frames needs at least one track.")
     rates = {track.rate for track in tracks}
-    if rates != {config.sample_rate}:
+    if rates != {spectral.sample_rate}:
         raise ValueError(
             f"tracks are at {sorted(rates)} Hz but the spectral settings say "
-            f"{config.sample_rate} Hz; resample the data or set sample_rate."
+            f"{spectral.sample_rate} Hz; resample the data or set `sample_rate`."
         )
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
-    if not excerpt_seconds > 0:
-        raise ValueError(f"excerpt_seconds must be positive. Received: excerpt_seconds={excerpt_seconds!r}")
+    positive_int("batch_size", batch_size)
+    positive_number("excerpt_seconds", excerpt_seconds)
     low, high = gain_range
     if not 0 <= low <= high:
         raise ValueError(f"gain_range must be (low, high) with 0 <= low <= high. Received: {gain_range!r}")
-    if downmix not in DOWNMIXES:
-        raise ValueError(f"downmix must be one of {DOWNMIXES}. Received: downmix={downmix!r}")
+    one_of("downmix", downmix, DOWNMIXES)
 
 
 def _plans(tracks, seed, epochs, training, remix, excerpt_samples, first_epoch=0):
@@ -129,8 +127,7 @@ def excerpt_plans(tracks, *, excerpt_samples, seed=0, epochs=1, training=True, r
     """
     if not training:
         epochs = 1
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
-        raise ValueError(f"excerpt_plans needs a positive int epochs. Received: epochs={epochs!r}")
+    positive_int("epochs", epochs)
     keys = ("vocals_track", "vocals_start", "accompaniment_track", "accompaniment_start")
     plans = _plans(tracks, tf.constant(seed, tf.int64), epochs, training, remix, int(excerpt_samples), first_epoch)
     rows = [[plan[key] for key in keys] for plan in plans.as_numpy_iterator()]
@@ -237,8 +234,8 @@ def _mixer(training, random_gain, gain_range, channel_swap, downmix):
 
 def musdb_frames(
     tracks,
-    config,
     *,
+    spectral=None,
     batch_size,
     seed=0,
     excerpt_seconds=6.0,
@@ -258,7 +255,8 @@ def musdb_frames(
 
     Args:
         tracks: list of `TrackInfo` (from `list_tracks`).
-        config: `SpectralConfig`; its `sample_rate` must match the tracks.
+        spectral: `SpectralConfig` or None (the paper's defaults); its
+            `sample_rate` must match the tracks.
         batch_size: int, frames per batch.
         seed: int, default 0. Everything random derives from it.
         excerpt_seconds: float, default 6. Length of each track's excerpt
@@ -285,15 +283,16 @@ def musdb_frames(
 
     Returns:
         `tf.data.Dataset` of `(mixture, vocals)`, each float32
-        `(batch, config.num_bins)`.
+        `(batch, spectral.num_bins)`.
 
     Raises:
         ValueError: for bad arguments or tracks at another sample rate.
     """
-    _check(tracks, config, batch_size, excerpt_seconds, gain_range, downmix, epochs)
+    spectral = spectral or SpectralConfig()
+    _check(tracks, spectral, batch_size, excerpt_seconds, gain_range, downmix, epochs)
     if channel_swap and downmix == "mean" and training:
-        log.warning("channel_swap has no effect with the mean downmix; use downmix='left'")
-    excerpt_samples = int(round(excerpt_seconds * config.sample_rate))
+        log.warning("channel_swap has no effect with the mean downmix; use `downmix='left'`")
+    excerpt_samples = int(round(excerpt_seconds * spectral.sample_rate))
     if not training:
         epochs = 1
     read = _reader(tracks, excerpt_samples)
@@ -301,7 +300,7 @@ def musdb_frames(
 
     def excerpt_spectra(plan):
         mixture, vocals = mix(read(plan), plan)
-        spectra = spectral.spectrogram(tf.stack([mixture, vocals]), config)
+        spectra = front_end.spectrogram(tf.stack([mixture, vocals]), spectral)
         return spectra[0], spectra[1]
 
     dataset = _plans(tracks, tf.constant(seed, tf.int64), epochs, training, remix, excerpt_samples, first_epoch)

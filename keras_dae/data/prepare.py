@@ -34,8 +34,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_dae import spectral
+from keras_dae import spectral as front_end
 from keras_dae.atomic import atomic_path
+from keras_dae.checks import non_negative_int, positive_int
 from keras_dae.data.example import SOURCES
 from keras_dae.data.tracks import read_track
 
@@ -60,10 +61,10 @@ def _planned(tracks):
     return [(_shard_name(position, track), track) for position, track in enumerate(tracks)]
 
 
-def _chunk_audio(track, config, first, last, whole=None):
+def _chunk_audio(track, spectral, first, last, whole=None):
     """Padded mono `(mixture, vocals)` samples of frames `[first, last)`, `(2, n)`."""
-    start = first * config.hop_length - config.pad_left
-    length = (last - first - 1) * config.hop_length + config.window_length
+    start = first * spectral.hop_length - spectral.pad_left
+    length = (last - first - 1) * spectral.hop_length + spectral.window_length
     skip = max(-start, 0)
     if whole is None:
         audio = read_track(track, start + skip, length - skip)
@@ -76,25 +77,27 @@ def _chunk_audio(track, config, first, last, whole=None):
     return np.pad(pair, ((0, 0), (skip, 0)))
 
 
-def track_frames(track, config):
+def track_frames(track, *, spectral=None):
     """Yields `(mixture, vocals)` float32 `(frames, num_bins)` chunks of a whole track.
 
-    Their concatenation equals `spectral.spectrogram` of the track's mono
+    Their concatenation equals `keras_dae.spectral.spectrogram` (at
+    `spectral`, a `SpectralConfig`, default the paper's) of the track's mono
     mixture (sum of sources) and vocals. WAV sources are read chunk by chunk;
     a `.stem.mp4` is decoded once (ffmpeg cannot seek sample-exactly).
     """
-    total = config.num_frames(track.num_samples)
+    spectral = spectral or front_end.SpectralConfig()
+    total = spectral.num_frames(track.num_samples)
     whole = read_track(track) if track.is_stem else None
     firsts = list(range(0, total, CHUNK_FRAMES))
 
     def load(first):
         last = min(int(first) + CHUNK_FRAMES, total)
-        return _chunk_audio(track, config, int(first), last, whole)
+        return _chunk_audio(track, spectral, int(first), last, whole)
 
     def spectra(first):
         pair = tf.numpy_function(load, [first], tf.float32, stateful=False)
         pair.set_shape([2, None])
-        frames = spectral.magnitude(spectral.stft_frames(pair, config))
+        frames = front_end.magnitude(front_end.stft_frames(pair, spectral))
         return frames[0], frames[1]
 
     dataset = tf.data.Dataset.from_tensor_slices(np.array(firsts, np.int64))
@@ -114,13 +117,13 @@ def _records(mixture, vocals):
         yield tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-def _write_shard(directory, name, track, config, progress):
+def _write_shard(directory, name, track, spectral, progress):
     """Writes `name.tfrecord` then its sidecar `name.json`; returns the sidecar."""
     frames = 0
     shard = directory / f"{name}.tfrecord"
     with atomic_path(shard) as tmp:
         with tf.io.TFRecordWriter(str(tmp)) as writer:
-            for mixture, vocals in track_frames(track, config):
+            for mixture, vocals in track_frames(track, spectral=spectral):
                 for record in _records(mixture, vocals):
                     writer.write(record)
                 frames += len(mixture)
@@ -132,7 +135,7 @@ def _write_shard(directory, name, track, config, progress):
         "file": shard.name,
         "frames": frames,
         "bytes": shard.stat().st_size,
-        "spectral": config.to_dict(),
+        "spectral": spectral.to_dict(),
     }
     _write_json(directory / f"{name}.json", sidecar)
     return sidecar
@@ -150,8 +153,8 @@ def _read_json(path):
         raise ValueError(f"cannot read '{path}': {error}") from None
 
 
-def _complete_sidecar(directory, name, config):
-    """The shard's sidecar if the shard is whole and matches `config`, else None."""
+def _complete_sidecar(directory, name, spectral):
+    """The shard's sidecar if the shard is whole and matches `spectral`, else None."""
     path = directory / f"{name}.json"
     if not path.is_file():
         return None
@@ -160,15 +163,15 @@ def _complete_sidecar(directory, name, config):
         size = (directory / sidecar["file"]).stat().st_size
     except (OSError, ValueError, KeyError):
         return None
-    if size != sidecar.get("bytes") or sidecar.get("spectral") != config.to_dict():
+    if size != sidecar.get("bytes") or sidecar.get("spectral") != spectral.to_dict():
         return None
     return sidecar
 
 
-def _index(directory, planned, config, selection):
+def _index(directory, planned, spectral, selection):
     shards = []
     for name, track in planned:
-        sidecar = _complete_sidecar(directory, name, config)
+        sidecar = _complete_sidecar(directory, name, spectral)
         shards.append(
             {
                 "name": name,
@@ -182,7 +185,7 @@ def _index(directory, planned, config, selection):
     return {
         "format": FORMAT,
         "version": FORMAT_VERSION,
-        "spectral": config.to_dict(),
+        "spectral": spectral.to_dict(),
         "downmix": "mean",
         "frames_per_record": FRAMES_PER_RECORD,
         "selection": selection,
@@ -201,24 +204,24 @@ def _differences(cached, wanted):
     )
 
 
-def _check_existing(directory, planned, config):
+def _check_existing(directory, planned, spectral):
     path = directory / INDEX
     if not path.is_file():
         return
     index = _read_json(path)
     if index.get("format") != FORMAT:
-        raise ValueError(f"'{directory}' holds another kind of data; choose an empty --out.")
-    if index.get("spectral") != config.to_dict():
+        raise ValueError(f"'{directory}' holds another kind of data; choose an empty `out`.")
+    if index.get("spectral") != spectral.to_dict():
         raise ValueError(
             f"'{directory}' was prepared with other spectral settings "
-            f"({_differences(index.get('spectral') or {}, config.to_dict())}); "
-            "use another --out or --overwrite."
+            f"({_differences(index.get('spectral') or {}, spectral.to_dict())}); "
+            "use another `out` or `overwrite=True`."
         )
     names = [shard["name"] for shard in index.get("shards", [])]
     if names != [name for name, _ in planned]:
         raise ValueError(
             f"'{directory}' was prepared from another track selection "
-            f"({len(names)} tracks); use another --out or --overwrite."
+            f"({len(names)} tracks); use another `out` or `overwrite=True`."
         )
 
 
@@ -231,9 +234,9 @@ def _remove_previous(directory):
 
 def prepare_dataset(
     tracks,
-    config,
     out,
     *,
+    spectral=None,
     worker_index=0,
     num_workers=1,
     selection=None,
@@ -245,8 +248,9 @@ def prepare_dataset(
     Args:
         tracks: list of `TrackInfo` (from `list_tracks`), the same list on
             every worker.
-        config: `SpectralConfig`; its `sample_rate` must match the tracks.
         out: str or `Path`, the cache directory (created).
+        spectral: `SpectralConfig` or None (the paper's defaults); its
+            `sample_rate` must match the tracks.
         worker_index: int, default 0. This worker's part: tracks `i` with
             `i % num_workers == worker_index`.
         num_workers: int, default 1.
@@ -267,58 +271,58 @@ def prepare_dataset(
     """
     if not tracks:
         raise ValueError("prepare_dataset needs at least one track.")
-    if not (isinstance(num_workers, int) and num_workers >= 1):
-        raise ValueError(f"num_workers must be a positive integer. Received: {num_workers!r}")
-    if not (isinstance(worker_index, int) and 0 <= worker_index < num_workers):
+    spectral = spectral or front_end.SpectralConfig()
+    positive_int("num_workers", num_workers)
+    if non_negative_int("worker_index", worker_index) >= num_workers:
         raise ValueError(
             f"worker_index must be in [0, {num_workers}). Received: worker_index={worker_index!r}"
         )
     rates = sorted({track.rate for track in tracks})
-    if rates != [config.sample_rate]:
+    if rates != [spectral.sample_rate]:
         raise ValueError(
             f"tracks are at {', '.join(map(str, rates))} Hz but the spectral settings say "
-            f"{config.sample_rate} Hz; resample the data or set sample_rate."
+            f"{spectral.sample_rate} Hz; resample the data or set `sample_rate`."
         )
     directory = Path(out)
     if directory.exists() and not directory.is_dir():
-        raise ValueError(f"--out '{directory}' is a file; give a directory.")
+        raise ValueError(f"`out` '{directory}' is a file; give a directory.")
     directory.mkdir(parents=True, exist_ok=True)
     planned = _planned(tracks)
     if overwrite:
         _remove_previous(directory)
     else:
-        _check_existing(directory, planned, config)
+        _check_existing(directory, planned, spectral)
     selection = dict(selection or {})
     # An index listing the planned shards first, so a stopped run can be resumed
     # and an incomplete cache is recognised as such.
-    _write_json(directory / INDEX, _index(directory, planned, config, selection))
+    _write_json(directory / INDEX, _index(directory, planned, spectral, selection))
 
     mine = [(name, track) for position, (name, track) in enumerate(planned)
             if position % num_workers == worker_index]
-    todo = [(name, track) for name, track in mine if _complete_sidecar(directory, name, config) is None]
+    todo = [(name, track) for name, track in mine if _complete_sidecar(directory, name, spectral) is None]
     skipped = len(mine) - len(todo)
     if skipped:
         log.info("%d of %d shards already complete in '%s': skipping them", skipped, len(mine), directory)
-    total = sum(config.num_frames(track.num_samples) for _, track in todo)
+    total = sum(spectral.num_frames(track.num_samples) for _, track in todo)
     bar = keras.utils.Progbar(total, unit_name="frame") if progress and todo else None
     for name, track in todo:
         log.debug("writing shard %s (%s)", name, track.name)
-        _write_shard(directory, name, track, config, bar)
-    index = _index(directory, planned, config, selection)
+        _write_shard(directory, name, track, spectral, bar)
+    index = _index(directory, planned, spectral, selection)
     _write_json(directory / INDEX, index)
     return index
 
 
-def read_index(directory, config=None):
+def read_index(directory, *, spectral=None):
     """Reads and checks a prepared cache's index.
 
     Args:
         directory: str or `Path`.
-        config: `SpectralConfig` or None. If given, the cache must have been
+        spectral: `SpectralConfig` or None. If given, the cache must have been
             prepared with it.
 
     Returns:
-        dict with the index, plus `config` (its `SpectralConfig`) and `files`
+        dict with the index, plus `spectral_config` (its `SpectralConfig`) and `files`
         (the shard paths).
 
     Raises:
@@ -334,11 +338,11 @@ def read_index(directory, config=None):
     index = _read_json(path)
     if index.get("format") != FORMAT or index.get("version") != FORMAT_VERSION:
         raise ValueError(f"'{path}' is not a keras-dae frame cache of version {FORMAT_VERSION}.")
-    cached = spectral.SpectralConfig.from_dict(index["spectral"])
-    if config is not None and cached != config:
+    cached = front_end.SpectralConfig.from_dict(index["spectral"])
+    if spectral is not None and cached != spectral:
         raise ValueError(
             f"'{directory}' was prepared with other spectral settings "
-            f"({_differences(cached.to_dict(), config.to_dict())}); prepare it again with yours."
+            f"({_differences(cached.to_dict(), spectral.to_dict())}); prepare it again with yours."
         )
     missing = [shard["name"] for shard in index["shards"]
                if _complete_sidecar(directory, shard["name"], cached) is None]
@@ -348,7 +352,7 @@ def read_index(directory, config=None):
             f"{len(index['shards'])} shards missing (first: '{missing[0]}'); "
             "run keras-dae prepare again (for every worker)."
         )
-    index = dict(index, config=cached, files=[str(directory / shard["file"]) for shard in index["shards"]])
+    index = dict(index, spectral_config=cached, files=[str(directory / shard["file"]) for shard in index["shards"]])
     index["total_frames"] = sum(
         _complete_sidecar(directory, shard["name"], cached)["frames"] for shard in index["shards"]
     )
@@ -373,15 +377,15 @@ def _parser(num_bins):
     return parse
 
 
-def iter_shards(directory, config=None):
+def iter_shards(directory, *, spectral=None):
     """Yields `(name, mixture, vocals)` of each track of a prepared cache, in order.
 
     `mixture` and `vocals` are the whole track's float32 `(frames, num_bins)`
     spectrograms. Checks the cache like `read_index`.
     """
-    index = read_index(directory, config)
-    parse = _parser(index["config"].num_bins)
-    empty = np.zeros((0, index["config"].num_bins), np.float32)
+    index = read_index(directory, spectral=spectral)
+    parse = _parser(index["spectral_config"].num_bins)
+    empty = np.zeros((0, index["spectral_config"].num_bins), np.float32)
     for shard, path in zip(index["shards"], index["files"]):
         pairs = list(tf.data.TFRecordDataset(path).map(parse).as_numpy_iterator())
         mixture = np.concatenate([empty] + [m for m, _ in pairs])
@@ -399,7 +403,7 @@ def prepared_frames(
     shuffle_buffer=8192,
     cycle_length=4,
     drop_remainder=False,
-    config=None,
+    spectral=None,
 ):
     """Streams a prepared cache as `(mixture, vocals)` batches, like `musdb_frames`.
 
@@ -413,15 +417,14 @@ def prepared_frames(
         shuffle_buffer: int, default 8192. Frames in the shuffle buffer.
         cycle_length: int, default 4. Shards read (and interleaved) at once.
         drop_remainder: bool, default False.
-        config: `SpectralConfig` or None; if given, the cache must match it.
+        spectral: `SpectralConfig` or None; if given, the cache must match it.
 
     Returns:
         `tf.data.Dataset` of `(mixture, vocals)`, float32 `(batch, num_bins)`.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
-    index = read_index(directory, config)
-    num_bins = index["config"].num_bins
+    positive_int("batch_size", batch_size)
+    index = read_index(directory, spectral=spectral)
+    num_bins = index["spectral_config"].num_bins
     files = tf.data.Dataset.from_tensor_slices(index["files"])
     if training:
         files = files.shuffle(len(index["files"]), seed=seed, reshuffle_each_iteration=True)

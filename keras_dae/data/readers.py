@@ -33,6 +33,8 @@ import numpy as np
 import soundfile
 import tensorflow as tf
 
+from keras_dae.checks import positive_int
+
 logger = logging.getLogger(__name__)
 
 BACKEND_ENV = "KERAS_DAE_AUDIO_BACKEND"
@@ -61,7 +63,9 @@ def _tfio_lock():
 
 def _read_tfio(path, start, num_samples):
     """The samples `[start, start + num_samples)` that exist, `(n, channels)` float32."""
-    from tensorflow_io.python.ops import core_ops
+    from keras_dae.compat import tfio_core_ops
+
+    core_ops = tfio_core_ops()
 
     def read():
         resource = core_ops.io_audio_readable_init(path)
@@ -215,11 +219,8 @@ def read_excerpt(path, start, num_samples, channels):
     ...     num_parallel_calls=tf.data.AUTOTUNE,
     ... )
     """
-    for name, value in (("num_samples", num_samples), ("channels", channels)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-            raise ValueError(
-                f"read_excerpt: {name} must be a positive int. Received: {name}={value!r}"
-            )
+    positive_int("num_samples", num_samples)
+    positive_int("channels", channels)
     num_samples, channels = int(num_samples), int(channels)
     path = tf.convert_to_tensor(path, tf.string)
     start = tf.cast(start, tf.int64)

@@ -15,7 +15,6 @@ real singing voice separation.
 MUSDB18's `<subset>/<track>.stem.mp4` files, which `musdb.DB(root)` reads.
 """
 
-import math
 import numbers
 from pathlib import Path
 
@@ -23,7 +22,8 @@ import numpy as np
 import soundfile
 
 from keras_dae.atomic import atomic_path
-from keras_dae.data.example import SOURCES  # MUSDB order: drums, bass, other, vocals
+from keras_dae.checks import non_negative_int, one_of, positive_int, positive_number
+from keras_dae.data.example import SOURCES, import_stempeg  # SOURCES in MUSDB order: drums, bass, other, vocals
 from keras_dae.data.tracks import STEM_IDS, SUBSETS
 
 # The stream order of MUSDB18's `.stem.mp4` files (musdb's `stem_ids`).
@@ -46,13 +46,6 @@ MAX_PEAK = 0.9
 
 def _midi_to_hz(midi):
     return 440.0 * 2.0 ** ((np.asarray(midi, dtype=np.float64) - 69.0) / 12.0)
-
-
-def _check_positive(name, value, kind):
-    """Raises unless `value` is a finite positive `numbers.Integral` / `numbers.Real`."""
-    if isinstance(value, bool) or not isinstance(value, kind) or not 0 < value < math.inf:
-        what = "a positive int" if kind is numbers.Integral else "a positive, finite number"
-        raise ValueError(f"`{name}` must be {what}. Received: {name}={value!r}")
 
 
 def _seed_sequence(seed):
@@ -292,8 +285,8 @@ def synthesize_track(seconds, rate=44100, seed=0):
     >>> sources["vocals"].shape
     (44100, 2)
     """
-    _check_positive("seconds", seconds, numbers.Real)
-    _check_positive("rate", rate, numbers.Integral)
+    positive_number("seconds", seconds)
+    positive_int("rate", rate)
     sequence = _seed_sequence(seed)
     num_samples = int(round(seconds * rate))
     if num_samples < 1:
@@ -349,13 +342,11 @@ def write_synthetic_musdb(out, num_tracks, seconds, rate=44100, seed=0, subset="
     >>> len(musdb.DB(root="data/synthetic", is_wav=True, subsets="train"))
     4
     """
-    _check_positive("num_tracks", num_tracks, numbers.Integral)
-    _check_positive("seconds", seconds, numbers.Real)
-    _check_positive("rate", rate, numbers.Integral)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative int. Received: seed={seed!r}")
-    if subset not in SUBSETS:
-        raise ValueError(f"`subset` must be one of {SUBSETS}. Received: subset={subset!r}")
+    positive_int("num_tracks", num_tracks)
+    positive_number("seconds", seconds)
+    positive_int("rate", rate)
+    non_negative_int("seed", seed)
+    one_of("subset", subset, SUBSETS)
     width = max(3, len(str(num_tracks - 1)))
     track_dirs = []
     for index in range(num_tracks):
@@ -393,9 +384,7 @@ def convert_to_stems(root, out, subsets=("train",)):
         FileNotFoundError: if `root/<subset>` is missing.
         RuntimeError: if ffmpeg/ffprobe are missing or ffmpeg fails.
     """
-    from keras_dae.data.example import _import_stempeg
-
-    stempeg = _import_stempeg()
+    stempeg = import_stempeg()
     subsets = (subsets,) if isinstance(subsets, str) else tuple(subsets)
     for subset in subsets:
         if subset not in SUBSETS:

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from keras_dae.data.example import EXAMPLE_TRACK, SOURCES, _import_stempeg
+from keras_dae.checks import one_of
+from keras_dae.data.example import EXAMPLE_TRACK, SOURCES, import_stempeg
 from keras_dae.data.readers import audio_info
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ def _wav_track(name, subset, paths):
 
 def _stem_track(name, subset, path):
     """TrackInfo of a MUSDB18 `.stem.mp4`, checking its streams."""
-    stempeg = _import_stempeg()
+    stempeg = import_stempeg()
     try:
         info = stempeg.Info(str(path))
         num_streams = info.nb_audio_streams
@@ -169,14 +170,14 @@ def split_track(track, fraction):
 
 def example_track():
     """TrackInfo of the embedded MUSDB18 excerpt."""
-    stempeg = _import_stempeg()
+    stempeg = import_stempeg()
     return dataclasses.replace(
         _stem_track(EXAMPLE_TRACK, "example", stempeg.example_stem_path()), subset="example"
     )
 
 
 def _layout_hint(root, subsets, is_wav):
-    """Suggests --is-wav (or not) when the other layout is what is there."""
+    """Suggests `is_wav` (or not) when the other layout is what is there."""
     for subset in subsets:
         folder = Path(root) / subset
         if not folder.is_dir():
@@ -184,9 +185,9 @@ def _layout_hint(root, subsets, is_wav):
         has_stems = any(folder.glob("*.stem.mp4"))
         has_wav_dirs = any(folder.glob("*/mixture.wav")) or any(folder.glob("*/vocals.wav"))
         if is_wav and has_stems:
-            return " It holds .stem.mp4 files: leave out --is-wav (is_wav=False)."
+            return " It holds .stem.mp4 files (MUSDB18), which need `is_wav=False`."
         if not is_wav and has_wav_dirs:
-            return " It holds WAV folders (MUSDB18-HQ): add --is-wav (is_wav=True)."
+            return " It holds WAV folders (MUSDB18-HQ), which need `is_wav=True`."
     return ""
 
 
@@ -212,24 +213,22 @@ def list_tracks(root=None, is_wav=False, subsets="train", split=None):
     """
     subsets = (subsets,) if isinstance(subsets, str) else tuple(subsets)
     for subset in subsets:
-        if subset not in SUBSETS:
-            raise ValueError(f"Unknown subset {subset!r}; valid ones are {', '.join(SUBSETS)}.")
+        one_of("subset", subset, SUBSETS)
     if split is not None:
-        if split not in SPLITS:
-            raise ValueError(f"Unknown split {split!r}; valid ones are {', '.join(SPLITS)}.")
+        one_of("split", split, SPLITS)
         if subsets != ("train",):
             raise ValueError("A split (train/valid) applies to the train subset only.")
     root = root if root is not None else os.environ.get("MUSDB_PATH") or None
     if root is None:
         log.info(
-            "no MUSDB root given (--root or MUSDB_PATH): using the embedded 6-second "
+            "no MUSDB root given (`root` or MUSDB_PATH): using the embedded 6-second "
             "MUSDB18 excerpt '%s'",
             EXAMPLE_TRACK,
         )
         return [example_track()]
     if not Path(root).is_dir():
         raise ValueError(f"MUSDB root '{root}' does not exist or is not a directory.")
-    _import_stempeg()  # musdb imports stempeg: give the clear ffmpeg message first
+    import_stempeg()  # musdb imports stempeg: give the clear ffmpeg message first
     import musdb
 
     database = musdb.DB(root=str(root), is_wav=is_wav, subsets=list(subsets), split=split)
@@ -276,7 +275,7 @@ def read_track(track, start=0, num_samples=None):
     if available == 0:
         return out
     if track.is_stem:
-        stempeg = _import_stempeg()
+        stempeg = import_stempeg()
         stems, _ = stempeg.read_stems(
             track.paths[0],
             start=(track.offset + start) / track.rate,

@@ -26,6 +26,7 @@ import os
 from pathlib import Path
 
 from keras_dae.atomic import atomic_path
+from keras_dae.checks import one_of
 from keras_dae.data.demo import write_demo_musdb
 from keras_dae.reproduce.finding import ARCHS, finding
 from keras_dae.reproduce.report import write_report
@@ -60,7 +61,7 @@ class Preset:
 
 
 PRESETS = {
-    # PAPER.md's settings: every default of `train` and `couplings` (2049 bins, 100 epochs, ...).
+    # The paper's settings (docs/paper.md): every default of `train` and `couplings` (2049 bins, 100 epochs, ...).
     "paper": Preset(),
     # Minutes on a 2-core CPU: 128 bins (0-1.4 kHz), so that the 4000 fitting frames of the demo data's
     # test tracks determine C; the converging schedule, as the fast one only reaches a calibration of 0.72
@@ -78,7 +79,7 @@ class _Stages:
         found = json.loads(self.path.read_text()) if self.path.exists() else {}
         if found and found.get("settings") != settings:
             raise ValueError(
-                f"'{out}' holds a reproduction with other settings; use another --out or remove it."
+                f"'{out}' holds a reproduction with other settings; use another `out` or remove it."
             )
         self.state = {"settings": settings, "done": found.get("done", [])}
 
@@ -109,17 +110,14 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
     from keras_dae import couplings, evaluation, training
     from keras_dae.couplings.frames import track_frame_set
     from keras_dae.data.tracks import list_tracks
-    from keras_dae.separation import resolve
     from keras_dae.spectral import SpectralConfig
 
     if isinstance(preset, Preset):
         sizes, preset = preset, "custom"
-    elif preset in PRESETS:
-        sizes = PRESETS[preset]
     else:
-        raise ValueError(f"Unknown preset {preset!r}; valid ones are {', '.join(PRESETS)}.")
+        sizes = PRESETS[one_of("preset", preset, PRESETS)]
     out = Path(out)
-    config = SpectralConfig(num_bins=sizes.num_bins)
+    spectral = SpectralConfig(num_bins=sizes.num_bins)
     root = root or os.environ.get("MUSDB_PATH") or None
     demo = root is None
     settings = {"preset": preset, "sizes": dataclasses.asdict(sizes), "root": str(root) if root else None,
@@ -138,7 +136,7 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
 
     def frame_set():
         if "set" not in frames:
-            frames["set"] = track_frame_set(test_tracks, config, max_frames=sizes.max_frames, seed=seed)
+            frames["set"] = track_frame_set(test_tracks, spectral=spectral, max_frames=sizes.max_frames, seed=seed)
         return frames["set"]
 
     # One set of solver options for every fit on the frames, so the calibration is computed once (its cache key).
@@ -147,16 +145,15 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
     for arch in ARCHS:
         run_dir = out / "runs" / arch
         stages.run(f"train/{arch}", lambda: training.train(
-            arch, run_dir, config=config, root=root, is_wav=is_wav, verbose=verbose, seed=seed,
+            arch, run_dir, spectral=spectral, root=root, is_wav=is_wav, verbose=verbose, seed=seed,
             **sizes.train_settings()))
         stages.run(f"couplings/{arch}", lambda: couplings.examine(
-            run_dir, out / "couplings" / arch, frame_set(), config, overwrite=True, verbose=verbose,
+            run_dir, out / "couplings" / arch, frame_set(), spectral=spectral, overwrite=True, verbose=verbose,
             **solver_options))
 
         def score(arch=arch, run_dir=run_dir):
-            model, model_config = resolve(run_dir)
-            evaluation.evaluate(model, test_tracks, out / "eval" / arch, config=model_config,
-                                model_file=run_dir / "model.keras", methods=("model",), overwrite=True)
+            # The model's own spectral settings (its run's config.json), its file's digest recorded.
+            evaluation.evaluate(run_dir, test_tracks, out / "eval" / arch, methods=("model",), overwrite=True)
 
         stages.run(f"evaluate/{arch}", score)
     per_bin_path = out / "couplings" / PER_BIN
@@ -168,7 +165,7 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
 
     stages.run("per-bin references", per_bin)
     stages.run("references", lambda: evaluation.evaluate(
-        None, test_tracks, out / "eval" / "references", config=config, methods=("mixture", "irm"),
+        None, test_tracks, out / "eval" / "references", spectral=spectral, methods=("mixture", "irm"),
         overwrite=True))
     couplings_dirs = [out / "couplings" / arch for arch in ARCHS]
     stages.run("compare", lambda: couplings.compare(couplings_dirs, out / "couplings" / "compare"))

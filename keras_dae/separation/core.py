@@ -33,7 +33,9 @@ import numpy as np
 import scipy.fft
 import tensorflow as tf
 
-from keras_dae import spectral, tracing
+from keras_dae import spectral as front_end
+from keras_dae import tracing
+from keras_dae.checks import non_negative_int, one_of, positive_int
 from keras_dae.separation.masks import MASKS, soft_mask, subtract_gain
 
 CHUNK_FRAMES = 2048  # about 18 s at the default hop
@@ -51,32 +53,32 @@ class _Chunker:
     against it). The model runs as one traced function per model and bins.
     """
 
-    def __init__(self, model, config, mask, wiener):
-        self.config, self.mask, self.wiener = config, mask, wiener
-        self.analysis, self.synthesis = spectral.window_arrays(config)
-        self.predict = _traced(model, config.num_bins)
-        self.gain = _traced(model, config.num_bins, gain=True) if mask == "subtract" and not wiener else None
+    def __init__(self, model, spectral, mask, wiener):
+        self.spectral, self.mask, self.wiener = spectral, mask, wiener
+        self.analysis, self.synthesis = front_end.window_arrays(spectral)
+        self.predict = _traced(model, spectral.num_bins)
+        self.gain = _traced(model, spectral.num_bins, gain=True) if mask == "subtract" and not wiener else None
 
     def spectrum(self, piece):
         """`(channels, frames, num_bins)` complex64 STFT of padded samples (`spectral.stft_frames`)."""
-        config = self.config
-        frames = np.lib.stride_tricks.sliding_window_view(piece, config.window_length, axis=-1)[
-            :, :: config.hop_length
+        spectral = self.spectral
+        frames = np.lib.stride_tricks.sliding_window_view(piece, spectral.window_length, axis=-1)[
+            :, :: spectral.hop_length
         ]
         # The windowed frames written straight into the FFT's zero-padded input (no padding copy).
-        padded = np.zeros(frames.shape[:-1] + (config.fft_length,), np.float32)
-        np.multiply(frames, self.analysis, out=padded[..., : config.window_length])
-        return scipy.fft.rfft(padded, axis=-1, workers=WORKERS)[..., : config.num_bins]
+        padded = np.zeros(frames.shape[:-1] + (spectral.fft_length,), np.float32)
+        np.multiply(frames, self.analysis, out=padded[..., : spectral.window_length])
+        return scipy.fft.rfft(padded, axis=-1, workers=WORKERS)[..., : spectral.num_bins]
 
     def vocals(self, piece):
         """The vocals of padded samples `(channels, samples)`, overlap-added: `(channels, (frames - 1) * hop + window)`."""
-        config = self.config
+        spectral = self.spectral
         spectrum = self.spectrum(piece)
         magnitude = np.abs(spectrum)
         flat = magnitude.reshape(-1, magnitude.shape[-1])
         # The vocals' bins written into the inverse FFT's input, zero above num_bins.
-        vocals = np.zeros(spectrum.shape[:-1] + (config.max_bins,), np.complex64)
-        kept = vocals[..., : config.num_bins]
+        vocals = np.zeros(spectrum.shape[:-1] + (spectral.max_bins,), np.complex64)
+        kept = vocals[..., : spectral.num_bins]
         if self.gain is not None:  # V X / |X|: the mixture's phase (no vocals where the mixture bin is exactly 0)
             np.multiply(spectrum, self.gain(flat).numpy().reshape(magnitude.shape), out=kept)
             return self._inverse(vocals)
@@ -89,8 +91,8 @@ class _Chunker:
 
     def _inverse(self, vocals):
         """Overlap-added windowed inverse FFT of full-band frames (bins above num_bins zero)."""
-        frames = scipy.fft.irfft(vocals, n=self.config.fft_length, axis=-1, workers=WORKERS)
-        return _overlap_add(frames[..., : self.config.window_length], self.config.hop_length, self.synthesis)
+        frames = scipy.fft.irfft(vocals, n=self.spectral.fft_length, axis=-1, workers=WORKERS)
+        return _overlap_add(frames[..., : self.spectral.window_length], self.spectral.hop_length, self.synthesis)
 
 
 _TRACED = weakref.WeakKeyDictionary()
@@ -175,37 +177,37 @@ def _wiener(spectrum, vocals, accompaniment, iterations):
     return estimates[..., 0].transpose(2, 0, 1).astype(np.complex64)
 
 
-def resolve(model, config=None):
+def resolve(model, *, spectral=None):
     """`(keras model, SpectralConfig)` for a model, a `.keras` file or a run directory.
 
-    The spectral settings are `config`, else the run's (`config.json`), else
-    the paper's with the model's number of bins.
+    Args:
+        model: a keras-dae Keras model, a `.keras` file or a run directory.
+        spectral: `SpectralConfig` or None. None: the run's (`config.json`
+            beside the model file), else the paper's with the model's
+            number of bins.
 
     Raises:
         ValueError: not a keras-dae model, or settings whose `num_bins` is not the model's.
     """
     from keras_dae import runs
     from keras_dae.models import describe_model
-    from keras_dae.spectral import SpectralConfig
 
     run_config = None
     if isinstance(model, (str, os.PathLike)):
         model, info, run_config = runs.load_run_model(model)
     else:
         info = describe_model(model)
-    if config is None:
-        spectral_settings = (run_config or {}).get("spectral")
-        config = (SpectralConfig.from_dict(spectral_settings) if spectral_settings
-                  else SpectralConfig(num_bins=info["num_bins"]))
-    if config.num_bins != info["num_bins"]:
+    if spectral is None:
+        spectral = runs.run_spectral(info, run_config)
+    if spectral.num_bins != info["num_bins"]:
         raise ValueError(
-            f"the model takes {info['num_bins']} bins but the spectral settings give {config.num_bins}; "
-            f"use --num-bins {info['num_bins']} (or the model's own settings)."
+            f"the model takes {info['num_bins']} bins but the spectral settings give {spectral.num_bins}; "
+            f"use `num_bins={info['num_bins']}` (or the model's own settings)."
         )
-    return model, config
+    return model, spectral
 
 
-def separate(model, audio, sample_rate, *, config=None, mask="subtract", wiener=0, chunk_frames=None, progress=None):
+def separate(model, audio, sample_rate, *, spectral=None, mask="subtract", wiener=0, chunk_frames=None, progress=None):
     """Separates a recording held in memory into vocals and accompaniment.
 
     Args:
@@ -213,7 +215,7 @@ def separate(model, audio, sample_rate, *, config=None, mask="subtract", wiener=
         audio: float array `(samples,)` (mono) or `(samples, channels)`.
         sample_rate: int, the rate of `audio`; resampled to the model's and
             back (soxr, high quality) when they differ.
-        config: `SpectralConfig` or None (see `resolve`).
+        spectral: `SpectralConfig` or None (see `resolve`).
         mask, wiener, chunk_frames, progress: see `separate_waveform`.
 
     Returns:
@@ -226,15 +228,15 @@ def separate(model, audio, sample_rate, *, config=None, mask="subtract", wiener=
     >>> stems["vocals"].shape == audio.shape
     True
     """
-    model, config = resolve(model, config)
+    model, spectral = resolve(model, spectral=spectral)
     audio = np.asarray(audio, np.float32)
     if audio.ndim not in (1, 2) or audio.shape[0] == 0:
         raise ValueError(f"audio must be (samples,) or (samples, channels) with samples > 0. Received {audio.shape}")
     waveform = audio[:, None] if audio.ndim == 1 else audio
-    resampled = resample(waveform, sample_rate, config.sample_rate)
-    vocals, _ = separate_waveform(model, resampled, config, mask=mask, wiener=wiener, chunk_frames=chunk_frames,
-                                  progress=progress)
-    vocals = fit_length(resample(vocals, config.sample_rate, sample_rate), len(waveform))
+    resampled = resample(waveform, sample_rate, spectral.sample_rate)
+    vocals, _ = separate_waveform(model, resampled, spectral=spectral, mask=mask, wiener=wiener,
+                                  chunk_frames=chunk_frames, progress=progress)
+    vocals = fit_length(resample(vocals, spectral.sample_rate, sample_rate), len(waveform))
     vocals = vocals.reshape(audio.shape)
     return {"vocals": vocals, "accompaniment": audio - vocals}
 
@@ -256,13 +258,13 @@ def fit_length(waveform, length):
     return np.concatenate([waveform, np.zeros((length - len(waveform), waveform.shape[1]), waveform.dtype)])
 
 
-def separate_waveform(model, waveform, config, *, mask="subtract", wiener=0, chunk_frames=None, progress=None):
+def separate_waveform(model, waveform, *, spectral, mask="subtract", wiener=0, chunk_frames=None, progress=None):
     """Vocals and accompaniment of `waveform` at the model's rate.
 
     Args:
-        model: a keras-dae model with `config.num_bins` bins.
-        waveform: float array `(samples, channels)` at `config.sample_rate`.
-        config: the model's `SpectralConfig`.
+        model: a keras-dae model with `spectral.num_bins` bins.
+        waveform: float array `(samples, channels)` at `spectral.sample_rate`.
+        spectral: the model's `SpectralConfig`.
         mask: `"subtract"` or `"soft"` (see the module docstring).
         wiener: int >= 0, Wiener filtering iterations (0: none).
         chunk_frames: int, STFT frames computed at once (memory bound);
@@ -281,7 +283,7 @@ def separate_waveform(model, waveform, config, *, mask="subtract", wiener=0, chu
 
     vocals = np.zeros_like(waveform)
     done = 0
-    for block in separate_blocks(model, read, waveform.shape[0], waveform.shape[1], config, mask=mask,
+    for block in separate_blocks(model, read, waveform.shape[0], waveform.shape[1], spectral=spectral, mask=mask,
                                  wiener=wiener, chunk_frames=chunk_frames):
         vocals[done : done + len(block)] = block
         done += len(block)
@@ -290,7 +292,7 @@ def separate_waveform(model, waveform, config, *, mask="subtract", wiener=0, chu
     return vocals, waveform - vocals
 
 
-def separate_blocks(model, read, num_samples, channels, config, *, mask="subtract", wiener=0, chunk_frames=None):
+def separate_blocks(model, read, num_samples, channels, *, spectral, mask="subtract", wiener=0, chunk_frames=None):
     """Yields the vocals of a recording block by block, in order, `(block samples, channels)` float32.
 
     `read(start, stop)` returns the input samples `[start, stop)` as
@@ -298,19 +300,16 @@ def separate_blocks(model, read, num_samples, channels, config, *, mask="subtrac
     that memory stays bounded by `chunk_frames` whatever the length. The
     blocks together are `num_samples` long.
     """
-    if mask not in MASKS:
-        raise ValueError(f"Unknown mask {mask!r}; valid ones are {', '.join(MASKS)}.")
-    if isinstance(wiener, bool) or not isinstance(wiener, int) or wiener < 0:
-        raise ValueError(f"wiener must be an integer >= 0 (iterations). Received: wiener={wiener!r}")
+    one_of("mask", mask, MASKS)
+    non_negative_int("wiener", wiener)
     if chunk_frames is None:
         chunk_frames = WIENER_CHUNK_FRAMES if wiener else CHUNK_FRAMES
-    if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, int) or chunk_frames <= 0:
-        raise ValueError(f"chunk_frames must be a positive integer. Received: chunk_frames={chunk_frames!r}")
-    hop, window, pad_left = config.hop_length, config.window_length, config.pad_left
-    total_frames = config.num_frames(num_samples)
+    positive_int("chunk_frames", chunk_frames)
+    hop, window, pad_left = spectral.hop_length, spectral.window_length, spectral.pad_left
+    total_frames = spectral.num_frames(num_samples)
     padded_length = (total_frames - 1) * hop + window
     margin = math.ceil(window / hop)
-    chunker = _Chunker(model, config, mask, wiener)
+    chunker = _Chunker(model, spectral, mask, wiener)
     for first in range(0, total_frames, chunk_frames):
         last = min(first + chunk_frames, total_frames)
         low, high = max(first - margin, 0), min(last + margin, total_frames)

@@ -3,10 +3,11 @@
 For each input, with memory bounded by the chunk size whatever its length:
 
 1. ffmpeg decodes its first audio stream (`keras_dae.audiofile`); the
-   samples go to a temporary float32 WAV, and, resampled to the model's rate
-   (soxr, streaming), to a second one when the rates differ.
-2. `separation.separate_blocks` reads the model-rate file chunk by chunk and
-   yields the vocals; they are resampled back to the input's rate (streaming),
+   samples go to a raw float32 temporary file, and, resampled to the model's
+   rate (soxr, streaming), to a second one when the rates differ.
+2. `separation.separate_blocks` reads the model-rate file chunk by chunk
+   (plain seek-and-read, no memory map) and yields the vocals; they are
+   resampled back to the input's rate (streaming),
    cut or padded to the input's exact length, and the accompaniment is the
    input minus them, so the two add up to the input.
 3. Both are written as float32 WAVs under temporary names in
@@ -29,7 +30,7 @@ import numpy as np
 import soundfile
 
 from keras_dae import audiofile
-from keras_dae.separation.core import separate_blocks
+from keras_dae.separation.core import resolve, separate_blocks
 
 STEMS = ("vocals", "accompaniment")
 SUBTYPE = "FLOAT"
@@ -140,17 +141,19 @@ class _RawReader:
 def _check_outputs(target, overwrite):
     existing = [name for name in STEMS if (target / f"{name}.wav").exists()]
     if existing and not overwrite:
-        raise FileExistsError(f"'{target}' already holds {existing[0]}.wav; pass --overwrite to replace it.")
+        raise FileExistsError(f"'{target}' already holds {existing[0]}.wav; pass `overwrite=True` to replace it.")
 
 
-def separate_file(model, config, path, out_dir, *, name=None, mask="subtract", wiener=0, chunk_frames=None,
+def separate_file(model, path, out_dir, *, spectral=None, name=None, mask="subtract", wiener=0, chunk_frames=None,
                   overwrite=False, progress=None):
     """Separates one audio file into `out_dir/<name>/vocals.wav` and `accompaniment.wav`.
 
     Args:
-        model, config: a keras-dae model and its `SpectralConfig` (`separation.resolve`).
+        model: a keras-dae Keras model, a `.keras` file or a run directory.
         path: the input file (anything ffmpeg decodes; `.stem.mp4`: the mixture).
         out_dir: str or `Path`, the output root.
+        spectral: `SpectralConfig` or None: the model's run's settings (see
+            `separation.resolve`).
         name: the output directory's name; default `output_name(path)`.
         mask, wiener, chunk_frames: see `separation.separate_waveform`.
         overwrite: replace existing outputs.
@@ -163,7 +166,9 @@ def separate_file(model, config, path, out_dir, *, name=None, mask="subtract", w
         audiofile.AudioFileError: the input cannot be decoded (names the file).
         FileExistsError: outputs exist and not `overwrite`.
         OSError: the output directory cannot be written.
+        ValueError: not a keras-dae model, or settings of another `num_bins`.
     """
+    model, spectral = resolve(model, spectral=spectral)
     info = audiofile.probe(path)
     target = Path(out_dir) / (name or output_name(path))
     _check_outputs(target, overwrite)
@@ -175,7 +180,7 @@ def separate_file(model, config, path, out_dir, *, name=None, mask="subtract", w
     try:
         with tempfile.TemporaryDirectory(dir=target, prefix=".keras-dae-") as tmp:
             tmp = Path(tmp)
-            written = _separate_into(model, config, info, tmp, mask, wiener, chunk_frames, progress)
+            written = _separate_into(model, spectral, info, tmp, mask, wiener, chunk_frames, progress)
             _check_outputs(target, overwrite)  # someone else may have written meanwhile
             outputs = {}
             for stem in STEMS:
@@ -188,16 +193,16 @@ def separate_file(model, config, path, out_dir, *, name=None, mask="subtract", w
         raise
 
 
-def _separate_into(model, config, info, tmp, mask, wiener, chunk_frames, progress):
-    # Temporaries are raw float32 (no WAV layer: memory-mapped reads, no fsync on close).
+def _separate_into(model, spectral, info, tmp, mask, wiener, chunk_frames, progress):
+    # Temporaries are raw float32 (no WAV layer: plain seek-and-read access, no fsync on close).
     native_path = tmp / "input.f32"
-    model_path = tmp / "model-rate.f32" if info.sample_rate != config.sample_rate else native_path
-    num_samples, model_samples = _decode(info, native_path, model_path, config.sample_rate)
+    model_path = tmp / "model-rate.f32" if info.sample_rate != spectral.sample_rate else native_path
+    num_samples, model_samples = _decode(info, native_path, model_path, spectral.sample_rate)
     seconds = num_samples / info.sample_rate
     mixture = _RawReader(native_path, num_samples, info.channels)
     source = _RawReader(model_path, model_samples, info.channels)
     stems = {stem: tmp / f"{stem}.wav" for stem in STEMS}
-    back = _Resampler(config.sample_rate, info.sample_rate, info.channels)
+    back = _Resampler(spectral.sample_rate, info.sample_rate, info.channels)
     with contextlib.ExitStack() as stack:
         stack.callback(mixture.close)
         stack.callback(source.close)
@@ -215,8 +220,8 @@ def _separate_into(model, config, info, tmp, mask, wiener, chunk_frames, progres
             if progress is not None:
                 progress(done / info.sample_rate, seconds)
 
-        blocks = separate_blocks(model, lambda start, stop: source[start:stop], len(source), info.channels, config,
-                                 mask=mask, wiener=wiener, chunk_frames=chunk_frames)
+        blocks = separate_blocks(model, lambda start, stop: source[start:stop], len(source), info.channels,
+                                 spectral=spectral, mask=mask, wiener=wiener, chunk_frames=chunk_frames)
         for block in blocks:
             emit(back.push(block))
         emit(back.flush())
@@ -225,11 +230,12 @@ def _separate_into(model, config, info, tmp, mask, wiener, chunk_frames, progres
     return stems
 
 
-def separate_files(model, config, paths, out_dir, *, on_done=None, on_error=None, progress_for=None, **options):
+def separate_files(model, paths, out_dir, *, spectral=None, on_done=None, on_error=None, progress_for=None,
+                   **options):
     """Separates each of `paths`; a file that fails does not stop the others.
 
     Args:
-        model, config: see `separate_file`.
+        model, spectral: see `separate_file`; the model is loaded once.
         paths: input files.
         out_dir: the output root; one directory per input (`output_names`).
         on_done: callable `(path, outputs)` or None.
@@ -240,11 +246,12 @@ def separate_files(model, config, paths, out_dir, *, on_done=None, on_error=None
     Returns:
         `(done, failed)`: lists of `(path, outputs)` and `(path, error)`.
     """
+    model, spectral = resolve(model, spectral=spectral)
     done, failed = [], []
     for path, name in zip(paths, output_names(paths)):
         try:
             progress = progress_for(path) if progress_for else None
-            outputs = separate_file(model, config, path, out_dir, name=name, progress=progress, **options)
+            outputs = separate_file(model, path, out_dir, spectral=spectral, name=name, progress=progress, **options)
         except (ValueError, OSError) as error:
             failed.append((path, error))
             if on_error:

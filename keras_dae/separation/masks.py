@@ -19,7 +19,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from keras_dae import spectral
+from keras_dae import spectral as front_end
 
 MASKS = ("subtract", "soft")
 EPSILON = 1e-12  # keeps ratio masks finite where both magnitudes are 0
@@ -48,21 +48,21 @@ def ratio_mask(voice, rest):
     return voice / (voice + rest + EPSILON)
 
 
-def ideal_ratio_mask(mixture, vocals, accompaniment, spectral_config):
+def ideal_ratio_mask(mixture, vocals, accompaniment, spectral):
     """Vocals and accompaniment by the ratio mask of the true sources over all bins.
 
     Args:
         mixture, vocals, accompaniment: float arrays `(samples, channels)`.
-        spectral_config: `SpectralConfig`; its STFT is used with every bin.
+        spectral: `SpectralConfig`; its STFT is used with every bin.
 
     Returns:
         dict `"vocals"`, `"accompaniment"`: float32 arrays shaped like `mixture`.
     """
-    config = dataclasses.replace(spectral_config, num_bins=spectral_config.max_bins)
+    full_band = dataclasses.replace(spectral, num_bins=spectral.max_bins)
 
     def spectrum(audio):
-        return spectral.stft(np.ascontiguousarray(audio.T), config)
+        return front_end.stft(np.ascontiguousarray(audio.T), full_band)
 
     mask = ratio_mask(np.abs(spectrum(vocals)), np.abs(spectrum(accompaniment)))
-    estimate = spectral.istft(mask.astype(np.complex64) * spectrum(mixture), len(mixture), config).numpy().T
+    estimate = front_end.istft(mask.astype(np.complex64) * spectrum(mixture), len(mixture), full_band).numpy().T
     return {"vocals": estimate, "accompaniment": mixture - estimate}
