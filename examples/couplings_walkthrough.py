@@ -86,7 +86,7 @@ print(f"mean |offset| from the diagonal: {metrics.mean_absolute_offset(C):.1f} b
 args.out.mkdir(parents=True, exist_ok=True)
 notes = [f"diagonal energy {ratio:.3f} (a diagonal teacher: {check['diagonal_energy_ratio']:.3f})"]
 name = describe_model(model)["arch"]
-written = figures.plot_matrix(C, spectral, args.out / "couplings", f"{name} couplings C", notes)
-written += figures.plot_offsets(C, spectral, args.out / "offsets", f"{name}: energy by offset", notes)
+written = figures.plot_matrix(C, args.out / "couplings", f"{name} couplings C", spectral=spectral, notes=notes)
+written += figures.plot_offsets(C, args.out / "offsets", f"{name}: energy by offset", spectral=spectral, notes=notes)
 np.save(args.out / "couplings.npy", C)
 print("wrote", ", ".join(str(path) for path in written))

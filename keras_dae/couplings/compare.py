@@ -85,8 +85,9 @@ def compare(directories, out, *, formats=("png",)):
                f"{record['trust']['frames_fit']} frames, {record['trust']['num_bins']} bins"]
         for name, record in records.items()
     }
-    figures.plot_compare(matrices, configs, out / f"{COMPARISON}.png",
-                         "Couplings C, one colour scale (dB below the largest |C| of all)", notes, formats)
+    figures.plot_compare(matrices, out / f"{COMPARISON}.png",
+                         "Couplings C, one colour scale (dB below the largest |C| of all)", spectral=configs,
+                         notes=notes, formats=formats)
     table = comparison_table(records).markdown()
     with atomic_path(out / f"{COMPARISON}.md") as tmp:
         tmp.write_text(table)

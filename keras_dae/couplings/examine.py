@@ -134,12 +134,12 @@ def notes_of(record, part="couplings"):
 
 def _draw(matrix, spectral, out, stem, label, notes, formats):
     written = []
-    written += figures.plot_matrix(matrix, spectral, out / f"{stem}.png", f"{label}: output by input frequency",
-                                   notes, formats)
-    written += figures.plot_offsets(matrix, spectral, out / f"{stem}-offsets.png",
-                                    f"{label}: mean magnitude by offset from the diagonal", notes, formats)
-    written += figures.plot_diagonal(matrix, spectral, out / f"{stem}-diagonal.png",
-                                     f"{label}: diagonal and off-diagonal energy per output frequency", notes, formats)
+    options = {"spectral": spectral, "notes": notes, "formats": formats}
+    written += figures.plot_matrix(matrix, out / f"{stem}.png", f"{label}: output by input frequency", **options)
+    written += figures.plot_offsets(matrix, out / f"{stem}-offsets.png",
+                                    f"{label}: mean magnitude by offset from the diagonal", **options)
+    written += figures.plot_diagonal(matrix, out / f"{stem}-diagonal.png",
+                                     f"{label}: diagonal and off-diagonal energy per output frequency", **options)
     return written
 
 
