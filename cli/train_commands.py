@@ -37,7 +37,10 @@ from keras_dae_cli.common import (
 @click.option("--clip-norm", type=click.FloatRange(min=0, min_open=True), default=0.5,
               show_default=True, help="Global gradient-norm clipping.")
 @click.option("--patience", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Epochs without improvement before early stopping (LR halves after half).")
+              help="Converged after this many epochs without an improvement by --min-delta "
+                   "(the learning rate halves after half of them).")
+@click.option("--min-delta", type=click.FloatRange(min=0, max=1, max_open=True), default=1e-3, show_default=True,
+              help="Improvement of the monitored loss, relative to its best, that counts.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--excerpt-seconds", type=click.FloatRange(min=0, min_open=True), default=6.0,
               show_default=True, help="Excerpt of each track per epoch (streaming).")
@@ -48,6 +51,11 @@ from keras_dae_cli.common import (
               help="tf.distribute strategy (multiworker reads TF_CONFIG).")
 @click.option("--steps-per-execution", type=click.IntRange(min=1), default=1, show_default=True,
               help="Training steps per call into the TensorFlow graph.")
+@click.option("--couplings-every", type=click.IntRange(min=1), default=None,
+              help="Distil the couplings C (least squares, held-out frames) every K epochs: "
+                   "couplings_evolution.csv/.npz and TensorBoard.")
+@click.option("--couplings-jacobian", is_flag=True,
+              help="With --couplings-every, also record the mean Jacobian's diagonal energy.")
 @click.option("--overwrite", is_flag=True, help="Start over even if --out holds a run.")
 def train(arch, out, root, is_wav, prepared, prepared_valid, num_bins,
           window_length, fft_length, hop_length, overwrite, **settings):

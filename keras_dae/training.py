@@ -28,6 +28,8 @@ import tensorflow as tf
 
 from keras_dae import runs
 from keras_dae.atomic import atomic_path
+from keras_dae.convergence import CONVERGED, DONE, EPOCH_CAP, NAN, RUNNING, ConvergenceStopping, Rule
+from keras_dae.couplings.evolution import CouplingsEvolution
 from keras_dae.checks import one_of, positive_int, positive_number
 from keras_dae.data.pipeline import musdb_frames
 from keras_dae.distribute import (
@@ -49,6 +51,12 @@ from keras_dae.spectral import SpectralConfig
 log = logging.getLogger(__name__)
 
 EXAMPLE_VALIDATION_FRACTION = 0.2
+# Without musdb's validation tracks (its split is by MUSDB18 track name), this share of the train tracks, the
+# last ones by name, is held out for validation (at least one track when there are two or more).
+HELD_OUT_TRACKS = 0.15
+# Held-out mixture frames on which `couplings_every` distils C (fewer frames than bins leave C under-determined).
+EVOLUTION_FRAMES = 4096
+SILENCE = 1e-6
 VALIDATION_BATCH = 256
 # Frames in the shuffle buffer; a smaller epoch uses its own size (filling
 # 8192 frames from a 6-second clip would decode it fifteen times first).
@@ -68,12 +76,15 @@ class Settings:
     steps_per_epoch: int = None
     clip_norm: float = 0.5
     patience: int = 20
+    min_delta: float = 1e-3
     seed: int = 0
     excerpt_seconds: float = 6.0
     remix: bool = False
     random_gain: bool = False
     strategy: str = "default"
     steps_per_execution: int = 1
+    couplings_every: int = None
+    couplings_jacobian: bool = False
 
     def check(self):
         one_of("arch", self.arch, ARCHITECTURES)
@@ -81,7 +92,8 @@ class Settings:
         one_of("strategy", self.strategy, STRATEGIES)
         for name in ("batch_size", "epochs", "patience", "steps_per_execution"):
             positive_int(name, getattr(self, name))
-        for name in ("hidden_size", "steps_per_epoch"):
+        Rule(self.patience, self.min_delta)
+        for name in ("hidden_size", "steps_per_epoch", "couplings_every"):
             positive_int(name, getattr(self, name), optional=True)
         for name in ("learning_rate", "excerpt_seconds"):
             positive_number(name, getattr(self, name))
@@ -150,15 +162,10 @@ def make_data(settings, spectral, *, root=None, is_wav=False, prepared=None, pre
         valid_seconds = valid_part.seconds
         description = {"source": "example", "validation": f"last {EXAMPLE_VALIDATION_FRACTION:.0%} of the clip"}
     else:
-        train_tracks = list_tracks(root, is_wav=is_wav, subsets="train", split="train")
-        try:
-            valid_tracks = list_tracks(root, is_wav=is_wav, subsets="train", split="valid")
-        except ValueError as error:
-            log.warning("no validation tracks (%s): training without validation", error)
-            valid_tracks = []
+        train_tracks, valid_tracks, validation = _train_and_valid_tracks(root, is_wav)
         valid_seconds = settings.excerpt_seconds
         description = {"source": "musdb", "root": str(root or os.environ.get("MUSDB_PATH")),
-                       "is_wav": is_wav, "validation": "musdb valid split"}
+                       "is_wav": is_wav, "validation": validation}
     description.update(train_tracks=[t.name for t in train_tracks], valid_tracks=[t.name for t in valid_tracks])
 
     def frames(seconds):
@@ -182,6 +189,53 @@ def make_data(settings, spectral, *, root=None, is_wav=False, prepared=None, pre
         # Fixed excerpts: decode them once, not every epoch.
         validation = _no_autoshard(validation.cache())
     return Data(train_fn, validation, frames_per_epoch, description, len(valid_tracks) * frames(valid_seconds))
+
+
+def _train_and_valid_tracks(root, is_wav):
+    """`(train tracks, validation tracks, how validation was chosen)` of a MUSDB-layout root.
+
+    musdb's `valid` split names 14 MUSDB18 train tracks; a collection without
+    them (synthetic or demo tracks, another data set) holds out its last
+    `HELD_OUT_TRACKS` of train tracks by name instead.
+    """
+    try:
+        return (list_tracks(root, is_wav=is_wav, subsets="train", split="train"),
+                list_tracks(root, is_wav=is_wav, subsets="train", split="valid"), "musdb valid split")
+    except ValueError:
+        tracks = sorted(list_tracks(root, is_wav=is_wav, subsets="train"), key=lambda track: track.name)
+    if len(tracks) < 2:
+        log.warning("one train track and none in musdb's validation split: training without validation")
+        return tracks, [], None
+    count = max(1, round(HELD_OUT_TRACKS * len(tracks)))
+    held = tracks[-count:]
+    log.info("no tracks in musdb's validation split: holding out %s for validation",
+             ", ".join(track.name for track in held))
+    return tracks[:-count], held, f"held-out train tracks: {', '.join(track.name for track in held)}"
+
+
+def evolution_frames(data, spectral, max_frames=EVOLUTION_FRAMES):
+    """Up to `max_frames` non-silent mixture frames `(frames, num_bins)` of the validation set (else of the
+    first training batches), for `CouplingsEvolution`; `(frames, source)`."""
+    if data.validation is not None:
+        batches, source = data.validation, "validation"
+    else:
+        log.warning("no validation data: the couplings evolution uses training frames (not held out)")
+        batches, source = data.train_fn(0, 0, 0, 1, VALIDATION_BATCH), "training"
+    kept, count = [], 0
+    for mixture, _ in batches:  # the whole validation set (a partly read cache would be discarded)
+        if count >= max_frames:
+            if source == "validation":
+                continue
+            break
+        mixture = np.asarray(mixture, np.float32).reshape(-1, spectral.num_bins)
+        mixture = mixture[mixture.sum(axis=1) > SILENCE * spectral.num_bins]
+        kept.append(mixture)
+        count += len(mixture)
+    frames = np.concatenate(kept)[:max_frames] if kept else np.zeros((0, spectral.num_bins), np.float32)
+    if len(frames) < 2:
+        raise ValueError("too few non-silent frames to follow the couplings while training; "
+                         "use more validation data or leave `couplings_every` unset.")
+    return frames, source
 
 
 # -- callbacks ----------------------------------------------------------------
@@ -218,7 +272,7 @@ class RunStatus(keras.callbacks.Callback):
         runs.write_config(self.run_dir, self.record)
 
 
-def _callbacks(run_dir, settings, monitor, chief, worker, record, history):
+def _callbacks(run_dir, settings, monitor, chief, worker, record, history, stopping, evolution):
     best = min((row[monitor] for row in history if monitor in row), default=math.inf)
     callbacks = [keras.callbacks.TerminateOnNaN()]
     if chief:
@@ -229,9 +283,11 @@ def _callbacks(run_dir, settings, monitor, chief, worker, record, history):
             RunStatus(run_dir, record),
         ]
     callbacks += [
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=settings.patience),
+        stopping,
         keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=max(settings.patience // 2, 1)),
     ]
+    if evolution is not None and chief:
+        callbacks.append(evolution)
     backup = backup_dir(run_dir, chief, worker)
     # Last, so that when the backup says "epoch N done", N's row and model are written.
     callbacks.append(keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True))
@@ -266,12 +322,15 @@ def train(
     steps_per_epoch=Settings.steps_per_epoch,
     clip_norm=Settings.clip_norm,
     patience=Settings.patience,
+    min_delta=Settings.min_delta,
     seed=Settings.seed,
     excerpt_seconds=Settings.excerpt_seconds,
     remix=Settings.remix,
     random_gain=Settings.random_gain,
     strategy=Settings.strategy,
     steps_per_execution=Settings.steps_per_execution,
+    couplings_every=Settings.couplings_every,
+    couplings_jacobian=Settings.couplings_jacobian,
     overwrite=False,
     verbose=1,
 ):
@@ -299,8 +358,13 @@ def train(
         steps_per_epoch: int or None. None: one excerpt per track
             (streaming) or every cached frame.
         clip_norm: float or None, default 0.5. Global gradient-norm clipping.
-        patience: int, default 20. Epochs without improvement before early
-            stopping (the learning rate halves after half of them).
+        patience: int, default 20. The convergence rule (`keras_dae.convergence`):
+            training stops, converged, after `patience` epochs in a row
+            without an improvement of the monitored loss (validation loss
+            when there is validation data) by more than `min_delta` of its
+            best value; the learning rate halves after half of them.
+        min_delta: float in [0, 1), default 1e-3. The relative improvement
+            that counts (see `patience`).
         seed: int, default 0. Seeds the weights' initialisation and the data.
         excerpt_seconds: float, default 6. Excerpt of each track per epoch
             (streaming).
@@ -311,6 +375,13 @@ def train(
             `"default"`, `"mirrored"` or `"multiworker"` (reads `TF_CONFIG`).
         steps_per_execution: int, default 1. Training steps per call into the
             TensorFlow graph (the default strategy only).
+        couplings_every: int or None. Every this many epochs (and after the
+            last), distil the couplings C on fixed held-out mixture frames
+            with the least-squares solver and record them
+            (`keras_dae.couplings.evolution`): `couplings_evolution.csv` and
+            `.npz` in the run, TensorBoard scalars and images.
+        couplings_jacobian: bool, default False. With `couplings_every`, also
+            record the mean Jacobian's diagonal energy.
         overwrite: bool, default False. Start over in `out` even if it holds a run.
         verbose: int, default 1. Keras' `fit` verbosity (0 silent, 1 progress bar).
 
@@ -324,9 +395,10 @@ def train(
     """
     settings = Settings(
         arch=arch, hidden_size=hidden_size, loss=loss, learning_rate=learning_rate, batch_size=batch_size,
-        epochs=epochs, steps_per_epoch=steps_per_epoch, clip_norm=clip_norm, patience=patience, seed=seed,
-        excerpt_seconds=excerpt_seconds, remix=remix, random_gain=random_gain, strategy=strategy,
-        steps_per_execution=steps_per_execution,
+        epochs=epochs, steps_per_epoch=steps_per_epoch, clip_norm=clip_norm, patience=patience,
+        min_delta=min_delta, seed=seed, excerpt_seconds=excerpt_seconds, remix=remix, random_gain=random_gain,
+        strategy=strategy, steps_per_execution=steps_per_execution, couplings_every=couplings_every,
+        couplings_jacobian=couplings_jacobian,
     )
     settings.check()
     spectral = spectral or SpectralConfig()
@@ -338,7 +410,7 @@ def train(
     previous = None if overwrite else runs.read_config(run_dir)
     if previous is not None:
         runs.check_compatible(run_dir, previous, record)
-        if previous.get("status") in ("finished", "stopped-early"):
+        if previous.get("status") in DONE:
             log.info("'%s' is a finished run (%s epochs); add `overwrite=True` to train again",
                      run_dir, previous.get("epochs_completed"))
             return keras.saving.load_model(run_dir / runs.MODEL), run_dir
@@ -352,11 +424,12 @@ def train(
     if overwrite and not chief:
         shutil.rmtree(backup, ignore_errors=True)  # the chief's prepare_directory clears only its own
     done = runs.backup_epoch(backup)
-    history = runs.truncate_history(run_dir, done) if chief else []
+    # Every worker rebuilds the convergence rule's state from the earlier epochs (a shared run directory).
+    history = runs.truncate_history(run_dir, done) if chief else runs.read_history(run_dir)[:done]
     if done:
         log.info("resuming '%s' after epoch %d", run_dir, done)
     record.update(
-        data=data.description, monitor=monitor, steps_per_epoch_used=steps, status="running",
+        data=data.description, monitor=monitor, steps_per_epoch_used=steps, status=RUNNING,
         epochs_completed=done, versions=runs.versions(), git_commit=runs.git_commit(),
         frames_per_epoch=data.frames_per_epoch,
     )
@@ -373,7 +446,18 @@ def train(
     training_set = distributed_dataset(
         strategy, functools.partial(data.train_fn, settings.seed, done), settings.batch_size
     )
-    callbacks = _callbacks(run_dir, settings, monitor, chief, worker_id(strategy), record, history)
+    stopping = ConvergenceStopping(Rule(settings.patience, settings.min_delta), monitor,
+                                   [row.get(monitor) for row in history])
+    evolution = None
+    if settings.couplings_every:
+        frames, source = evolution_frames(data, spectral)
+        record["couplings_evolution"] = {"every": settings.couplings_every, "frames": len(frames), "source": source,
+                                         "solver": "lstsq"}
+        evolution = CouplingsEvolution(run_dir, frames, spectral, every=settings.couplings_every,
+                                       steps_per_epoch=steps, initial_epoch=done,
+                                       jacobian=settings.couplings_jacobian, seed=settings.seed)
+    callbacks = _callbacks(run_dir, settings, monitor, chief, worker_id(strategy), record, history, stopping,
+                           evolution)
     validation_steps = None
     if data.validation is not None and strategy.num_replicas_in_sync == 1:
         validation_steps = max(math.ceil(data.validation_frames / VALIDATION_BATCH), 1)
@@ -383,18 +467,35 @@ def train(
         callbacks=callbacks, verbose=verbose, shuffle=False,  # the datasets shuffle themselves
     )
     losses = fit.history.get("loss", [])
-    completed = len(runs.read_history(run_dir)) if chief else done + len(losses)
+    rows = runs.read_history(run_dir) if chief else []
+    completed = len(rows) if chief else done + len(losses)
     if losses and not np.isfinite(losses[-1]):
-        status = "nan"
-    elif completed < settings.epochs:
-        status = "stopped-early"
+        status = NAN
+    elif stopping.converged:
+        status = CONVERGED
     else:
-        status = "finished"
-    record.update(status=status, epochs_completed=completed)
+        status = EPOCH_CAP
+    record.update(status=status, epochs_completed=completed, steps_completed=completed * steps,
+                  **_monitored(rows, monitor))
     if chief:
         runs.write_config(run_dir, record)
-        if status == "nan":
+        if status == EPOCH_CAP:
+            log.warning("'%s' stopped at its epoch cap (%d epochs) without converging by the rule (patience %d, "
+                        "min_delta %g); train longer with a larger `epochs`", run_dir, completed, settings.patience,
+                        settings.min_delta)
+        if status == NAN:
             log.warning("training stopped on a NaN loss after %d epochs; see %s", completed, run_dir / runs.HISTORY)
         if (run_dir / runs.MODEL).is_file():
             model = keras.saving.load_model(run_dir / runs.MODEL)
     return model, run_dir
+
+
+def _monitored(rows, monitor):
+    """`{"best": {monitor, epoch}, "last": {monitor, epoch}}` of the history rows (empty without rows)."""
+    values = [(row["epoch"] + 1, row[monitor]) for row in rows if row.get(monitor) is not None]
+    finite = [(epoch, value) for epoch, value in values if np.isfinite(value)]
+    if not values:
+        return {}
+    best = min(finite, key=lambda item: item[1]) if finite else values[-1]
+    return {"best": {monitor: float(best[1]), "epoch": best[0]},
+            "last": {monitor: float(values[-1][1]), "epoch": values[-1][0]}}

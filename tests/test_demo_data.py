@@ -12,8 +12,10 @@ from keras_dae.data.tracks import list_tracks
 def test_demo_tree_reads_as_musdb_and_adds_up(tmp_path):
     dirs = write_demo_musdb(tmp_path, num_train=2, num_test=1, seconds=2.0, seed=3)
     assert [d.relative_to(tmp_path).as_posix() for d in dirs] == ["train/demo-000", "train/demo-001",
-                                                                  "test/demo-000"]
-    assert [t.name for t in list_tracks(tmp_path, is_wav=True, subsets="train")] == ["demo-000", "demo-001"]
+                                                                  "test/demo-000", "train/demo-valid-000"]
+    # The validation track sorts last among the train tracks: the one training holds out.
+    assert [t.name for t in list_tracks(tmp_path, is_wav=True, subsets="train")] == [
+        "demo-000", "demo-001", "demo-valid-000"]
     assert len(list_tracks(tmp_path, is_wav=True, subsets="test")) == 1
     for track_dir in dirs:
         sources = {name: soundfile.read(track_dir / f"{name}.wav", dtype="float32")[0] for name in SOURCES}
@@ -22,8 +24,18 @@ def test_demo_tree_reads_as_musdb_and_adds_up(tmp_path):
         np.testing.assert_array_equal(mixture, sources["vocals"] + sources["drums"] + sources["bass"]
                                       + sources["other"])
         assert np.abs(mixture).max() <= 0.99 + 1e-6
-    train, test = (soundfile.read(tmp_path / subset / "demo-000" / "vocals.wav")[0] for subset in ("train", "test"))
-    assert not np.allclose(train, test)
+    train, test, valid = (soundfile.read(tmp_path / path / "vocals.wav")[0]
+                          for path in ("train/demo-000", "test/demo-000", "train/demo-valid-000"))
+    assert not np.allclose(train, test) and not np.allclose(train, valid) and not np.allclose(test, valid)
+
+
+def test_training_holds_out_the_validation_track(tmp_path):
+    from keras_dae.training import _train_and_valid_tracks
+
+    write_demo_musdb(tmp_path, num_train=6, num_test=1, seconds=1.0, seed=0)
+    train, valid, how = _train_and_valid_tracks(tmp_path, True)
+    assert [t.name for t in train] == [f"demo-{index:03d}" for index in range(6)]
+    assert [t.name for t in valid] == ["demo-valid-000"] and how == "held-out train tracks: demo-valid-000"
 
 
 def test_demo_track_holds_the_real_clip():
@@ -48,7 +60,7 @@ def test_demo_track_holds_the_real_clip():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"num_train": 0}, "num_train"), ({"num_test": 1.5}, "num_test"), ({"seconds": -1.0}, "seconds"),
-    ({"seed": -1}, "seed"),
+    ({"seed": -1}, "seed"), ({"num_valid": -1}, "num_valid"),
 ])
 def test_bad_arguments(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):

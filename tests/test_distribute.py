@@ -155,7 +155,7 @@ def _check_run(run_dir, root):
     expected = sorted([runs.CONFIG, runs.HISTORY, runs.LOGS, runs.MODEL])  # no backup left, no other worker's files
     assert sorted(path.name for path in run_dir.iterdir()) == expected
     config = json.loads((run_dir / runs.CONFIG).read_text())
-    assert config["status"] == "finished" and config["epochs_completed"] == 2
+    assert config["status"] == "epoch-cap" and config["epochs_completed"] == 2
     assert config["monitor"] == "val_loss"
     assert config["data"]["valid_tracks"] == sorted(VALID_NAMES)
     history = _history(run_dir)

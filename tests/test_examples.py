@@ -15,7 +15,7 @@ from keras_dae.data import load_example
 from keras_dae.spectral import SpectralConfig
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-ARCHS = ("dae", "deep-dae", "sf")
+ARCHS = ("dae", "deep-dae", "sf")  # the order the examples print them in
 
 pytestmark = pytest.mark.slow  # each runs a whole example script in a fresh interpreter
 
@@ -100,3 +100,27 @@ def test_reproduce_step_by_step_then_the_walkthrough_on_its_run(tmp_path, run_pr
     assert f"wrote {walk / 'couplings.png'}, {walk / 'offsets.png'}" in stdout
     assert_png(walk / "couplings.png")
     assert_png(walk / "offsets.png")
+
+
+def test_held_out_clip(tmp_path, run_process):
+    """The scores it prints are the SDRs of what it wrote, recomputed here; the two references from the clip."""
+    stdout = _run_example(run_process, EXAMPLES / "held_out_clip.py", "--out", tmp_path / "run", "--arch", "dae",
+                          "--num-bins", "32", "--epochs", "2", "--learning-rate", "1e-3")
+    scores = json.loads((tmp_path / "run" / "held_out.json").read_text())
+    track = load_example()
+    cut = int(round(len(track.mixture) * 0.8))
+    mixture, vocals = track.mixture[cut:], track.vocals[cut:]
+
+    def sdr(estimate):
+        return 10 * np.log10(np.sum(vocals**2) / np.sum((vocals - estimate) ** 2))
+
+    gain = np.sum(mixture * vocals) / np.sum(mixture * mixture)
+    assert scores["gain"] == pytest.approx(gain, rel=1e-5)
+    assert scores["mixture"] == pytest.approx(sdr(mixture), abs=1e-3)
+    assert scores["best scaled mixture"] == pytest.approx(sdr(gain * mixture), abs=1e-3)
+    assert scores["best scaled mixture"] > scores["mixture"]  # least squares beats gain 1 whenever a != 1
+    assert scores["status"] == "epoch-cap"  # 2 epochs cannot converge with patience 20
+    assert "dae, 32 bins: epoch-cap after 2 epochs" in stdout
+    for name in ("model", "mixture", "best scaled mixture"):
+        assert f"vocals SDR, {name}: {scores[name]:.2f} dB" in stdout
+    assert f"model - best scaled mixture: {scores['model'] - scores['best scaled mixture']:+.2f} dB" in stdout

@@ -15,8 +15,11 @@ from keras_dae.reproduce import ARCHS, Preset, finding, reproduce
 
 # hidden_size = num_bins, so that a plain DAE can pass every bin through (`_known_mapping`); the least-squares
 # solver on ~320 fitting frames of 16 bins: C is determined and a diagonal teacher scores ~1 (the calibration).
-TINY = Preset(num_bins=16, hidden_size=16, epochs=1, steps_per_epoch=2, batch_size=32, max_frames=400,
-              couplings_solver="lstsq", demo_tracks=(1, 1), demo_seconds=3.0)
+# The convergence rule with patience 1 and min_delta 0.9: the second epoch cannot improve by 90%, so every
+# model has converged after 2 epochs (the cap is 4), with a couplings checkpoint after each epoch.
+TINY = Preset(num_bins=16, hidden_size=16, epochs=4, steps_per_epoch=2, batch_size=32, max_frames=400,
+              couplings_solver="lstsq", demo_tracks=(1, 1), demo_seconds=3.0, patience=1, min_delta=0.9,
+              couplings_every=1)
 
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -43,8 +46,39 @@ def test_finding_is_decided_by_the_metrics():
     under = copy.deepcopy(not_held)
     under["dae"]["trust"]["under_determined"] = True
     assert finding(under)[0] == "undecided"
+    converged = {arch: {"status": "converged", "epochs_completed": 30} for arch in ARCHS}
+    assert finding(held, training=converged)[0] == "held"
+    capped = {**converged, "deep-dae": {"status": "epoch-cap", "epochs_completed": 400}}
+    verdict, sentence = finding(held, training=capped)
+    assert verdict == "undecided" and sentence.startswith("Undecided: deep-dae (epoch-cap after 400 epochs)")
+    assert "dae (" not in sentence.replace("deep-dae (", "")  # only the capped model is named
     with pytest.raises(ValueError, match="missing sf"):
         finding({"dae": _record(0.8), "deep-dae": _record(0.7)})
+
+
+def test_finding_reports_both_solvers_the_per_bin_placement_and_the_trends():
+    held = {"dae": _record(0.8), "deep-dae": _record(0.7), "sf": _record(0.3)}
+    per_bin = {"linear gain": {"diagonal_energy_ratio": 0.98}, "threshold": {"diagonal_energy_ratio": 0.4}}
+    lstsq_held = {"dae": _record(0.5), "deep-dae": _record(0.45), "sf": _record(0.1)}
+    lstsq_not = {"dae": _record(0.05), "deep-dae": _record(0.04), "sf": _record(0.1)}
+    trends = {"dae": "rising", "deep-dae": "flat", "sf": "falling"}
+    verdict, sentence = finding(held, per_bin=per_bin, lstsq={"records": lstsq_held, "per_bin": per_bin},
+                                trends=trends)
+    assert verdict == "held" and "Under both solvers" in sentence
+    assert "(L1 fit): dae within; deep-dae within; sf below; least squares: dae within; deep-dae within; sf below" \
+        in sentence
+    assert "dae rising, deep-dae flat, sf falling" in sentence
+    verdict, sentence = finding(held, lstsq={"records": lstsq_not, "per_bin": per_bin})
+    assert verdict == "held" and "Only under the L1 fit: the least-squares C gives 'not held'" in sentence
+
+
+def test_trend_compares_the_last_checkpoint_with_three_before():
+    from keras_dae.reproduce.finding import trend
+
+    assert trend([0.1, 0.2, 0.3, 0.4, 0.45]) == "rising"  # 0.45 - 0.2
+    assert trend([0.1, 0.3, 0.305, 0.3, 0.309]) == "flat"
+    assert trend([0.5, 0.4, 0.3, 0.2]) == "falling"
+    assert trend([0.5]) == "unknown"
 
 
 def _known_mapping(arch, run_dir):
@@ -97,7 +131,8 @@ def test_tiny_reproduction_end_to_end_and_resume(tmp_path, monkeypatch, assert_p
     monkeypatch.setattr(reproduce_module._Stages, "run", counting)
     with pytest.raises(KeyboardInterrupt):
         reproduce(tmp_path, preset=TINY)
-    assert calls[:4] == ["data", "train/dae", "couplings/dae", "evaluate/dae"] and calls[-1] == "compare"
+    assert calls[:5] == ["data", "train/dae", "couplings/dae", "couplings-lstsq/dae", "evaluate/dae"]
+    assert calls[-1] == "compare"
     calls.clear()
     verdict, sentence = reproduce(tmp_path, preset=TINY)
     assert calls == ["compare", "report"]  # nothing before the interruption is redone
@@ -108,10 +143,19 @@ def test_tiny_reproduction_end_to_end_and_resume(tmp_path, monkeypatch, assert_p
     assert ratios["sf"] < 0.5, ratios  # 0.07 on these frames; "held" needs < 1 - MARGIN
     assert verdict == "held", sentence
     assert sentence.startswith("The paper's finding held: both plain DAEs learned more diagonal")
+    assert "Under both solvers" in sentence and "dae within; deep-dae within" in sentence
+    for arch in ARCHS:
+        run = json.loads((tmp_path / "runs" / arch / "config.json").read_text())
+        assert run["status"] == "converged" and run["epochs_completed"] == 2, run
+        assert run["data"]["validation"] == "held-out train tracks: demo-valid-000"
+        rows = (tmp_path / "runs" / arch / "couplings_evolution.csv").read_text().splitlines()
+        assert [row.split(",")[0] for row in rows[1:]] == ["1", "2"]
     assert f"dae {ratios['dae']:.3f}, deep-dae {ratios['deep-dae']:.3f}, sf {ratios['sf']:.3f}" in sentence
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["test", "train"]  # demo tracks, no root
+    assert sorted(p.name for p in (tmp_path / "data" / "train").iterdir()) == ["demo-000", "demo-valid-000"]
     report = (tmp_path / "report.md").read_text()
     assert sentence in report and "comparison.png" in report and "training.png" in report
+    assert "evolution.png" in report and "| dae | converged | 2 | 4 |" in report
     assert "demo data, not MUSDB18" in report
     for arch in ARCHS:
         assert f"| {arch} | vocals | median |" in report
@@ -120,13 +164,14 @@ def test_tiny_reproduction_end_to_end_and_resume(tmp_path, monkeypatch, assert_p
     assert "nan" not in report.lower().replace("nan)", "")
     table_rows = [line for line in report.splitlines() if line.startswith("|")]
     assert table_rows and all("||" not in row.replace(" ", "") for row in table_rows)  # every cell filled
-    for figure in ("couplings/compare/comparison.png", "training.png"):
+    for figure in ("couplings/compare/comparison.png", "training.png", "evolution.png"):
         assert_png(tmp_path / figure)
     page = (tmp_path / "report.html").read_text()
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
-    assert len(images) == 2 and all(base64.b64decode(data)[:8] == PNG for data in images)
-    assert sentence in html.unescape(page) and page.count("<table>") == 4
-    assert "Per-bin references: teachers that filter each bin on its own" in report
+    assert len(images) == 3 and all(base64.b64decode(data)[:8] == PNG for data in images)
+    assert sentence in html.unescape(page) and page.count("<table>") == 5
+    assert "Per-bin references (the L1 fit): teachers that filter each bin on its own" in report
+    assert "Per-bin references (least squares): teachers" in report
     for teacher in ("linear gain", "soft gate", "threshold", "compression"):
         assert f"| {teacher} | " in report
     with pytest.raises(ValueError, match="other settings"):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from keras_dae import runs
+from keras_dae.couplings import evolution
 from keras_dae.data.synthetic import write_synthetic_musdb
 from keras_dae.spectral import SpectralConfig
 from keras_dae.training import train
@@ -55,7 +56,7 @@ def test_root_without_validation_tracks_trains_and_finishes(tmp_path, caplog):
     assert [row["epoch"] for row in history] == [0, 1]
     assert all("val_loss" not in row for row in history)  # Keras writes "NA" there
     record = runs.read_config(run_dir)
-    assert record["status"] == "finished" and record["epochs_completed"] == 2 and record["monitor"] == "loss"
+    assert record["status"] == "epoch-cap" and record["epochs_completed"] == 2 and record["monitor"] == "loss"
 
 
 def test_run_directory_records_everything(musdb_root, tmp_path):
@@ -63,7 +64,7 @@ def test_run_directory_records_everything(musdb_root, tmp_path):
     record = json.loads((run_dir / runs.CONFIG).read_text())
     assert record["arch"] == "sf" and record["loss"] == "kl" and record["seed"] == 3
     assert record["spectral"] == CONFIG.to_dict()
-    assert record["status"] == "finished" and record["epochs_completed"] == 2
+    assert record["status"] == "epoch-cap" and record["epochs_completed"] == 2
     assert record["monitor"] == "val_loss"
     assert record["data"]["valid_tracks"] == sorted(VALID_NAMES)
     assert set(record["versions"]) >= {"keras", "tensorflow", "keras-dae"}
@@ -141,11 +142,12 @@ KILLED_RUN = textwrap.dedent(
             if epoch + 1 == kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)
 
-    # After BackupAndRestore, which comes last: killed once epoch N is backed up.
-    training._callbacks = lambda *args: real_callbacks(*args) + [Kill()]
+    # Just before BackupAndRestore, which comes last: killed once epoch N's history and couplings rows are
+    # written but before the backup says so (the worst moment: the rerun must drop those rows and redo them).
+    training._callbacks = lambda *args: (lambda found: found[:-1] + [Kill()] + found[-1:])(real_callbacks(*args))
     training.train("sf", sys.argv[1], root=sys.argv[2], is_wav=True, epochs=4,
                    spectral=SpectralConfig(num_bins=32), hidden_size=16, batch_size=32,
-                   excerpt_seconds=1.0, learning_rate=3e-3, verbose=0)
+                   excerpt_seconds=1.0, learning_rate=3e-3, verbose=0, couplings_every=1)
     """
 )
 
@@ -155,21 +157,44 @@ def test_resume_after_kill_9_continues_at_the_right_epoch(musdb_root, tmp_path, 
     script = tmp_path / "killed_run.py"
     script.write_text(KILLED_RUN)
     run = tmp_path / "run"
-    killed = run_process(sys.executable, script, run, musdb_root, "2")
+    killed = run_process(sys.executable, script, run, musdb_root, "3")
     assert killed.returncode == -9, killed.stderr[-2000:]
     assert json.loads((run / runs.CONFIG).read_text())["status"] == "running"
     assert runs.backup_epoch(run / runs.BACKUP) == 2
     before = runs.read_history(run)
-    assert len(before) == 2
-    train("sf", run, root=musdb_root, is_wav=True, epochs=4, **_small())
+    assert len(before) == 3  # epoch 3's row was written, its backup was not
+    assert [row["epoch"] for row in evolution.read_rows(run)] == [1, 2, 3]
+    evolution_before = evolution.read_rows(run)[:2]
+    train("sf", run, root=musdb_root, is_wav=True, epochs=4, couplings_every=1, **_small())
     history = runs.read_history(run)
     assert [row["epoch"] for row in history] == [0, 1, 2, 3]
-    assert history[:2] == before  # epochs 0 and 1 were not trained again
+    assert history[:2] == before[:2]  # epochs 0 and 1 were not trained again
+    rows = evolution.read_rows(run)
+    assert [row["epoch"] for row in rows] == [1, 2, 3, 4]  # none missing, none twice
+    assert rows[:2] == evolution_before
+    assert evolution.read_snapshots(run)[0].tolist() == [1, 2, 3, 4]
     record = json.loads((run / runs.CONFIG).read_text())
-    assert record["status"] == "finished" and record["epochs_completed"] == 4
+    assert record["status"] == "epoch-cap" and record["epochs_completed"] == 4
     # Training went on from the backed-up weights: epoch 2 starts near where 1 ended,
     # not at the loss of a fresh model.
     assert history[2]["loss"] < 0.9 * history[0]["loss"]
+
+
+def test_a_run_records_convergence_and_its_losses(musdb_root, tmp_path):
+    # min_delta 0.9: no epoch after the first improves by 90%, so with patience 2 the rule stops after epoch 3.
+    _, run_dir = train("dae", tmp_path / "converged", root=musdb_root, is_wav=True, epochs=30, patience=2,
+                       min_delta=0.9, steps_per_epoch=3, **_small())
+    record = runs.read_config(run_dir)
+    history = runs.read_history(run_dir)
+    assert record["status"] == "converged" and record["epochs_completed"] == 3 == len(history)
+    assert record["steps_completed"] == 9 and record["min_delta"] == 0.9 and record["patience"] == 2
+    losses = [row["val_loss"] for row in history]
+    assert record["best"] == {"val_loss": min(losses), "epoch": losses.index(min(losses)) + 1}
+    assert record["last"] == {"val_loss": losses[-1], "epoch": 3}
+    # The same run with a rule that cannot fire stops at its cap, and says so.
+    _, run_dir = train("dae", tmp_path / "capped", root=musdb_root, is_wav=True, epochs=3, patience=10,
+                       steps_per_epoch=3, **_small())
+    assert runs.read_config(run_dir)["status"] == "epoch-cap"
 
 
 def test_cli_trains_on_the_embedded_clip(tmp_path, run_cli):
@@ -178,7 +203,7 @@ def test_cli_trains_on_the_embedded_clip(tmp_path, run_cli):
     assert code == 0, err
     assert "run directory:" in out
     record = json.loads((tmp_path / "run" / runs.CONFIG).read_text())
-    assert record["data"]["source"] == "example" and record["status"] == "finished"
+    assert record["data"]["source"] == "example" and record["status"] == "epoch-cap"
     assert record["hidden_size"] == 8
     code, _, err = run_cli("train", "--arch", "sf", "--out", tmp_path / "run", "--num-bins", "32", quiet=False)
     assert code == 1

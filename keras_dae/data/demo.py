@@ -41,33 +41,39 @@ def demo_track(clip, seconds, seed):
     return {name: (audio * scale).astype(np.float32) for name, audio in mixed.items()}
 
 
-def write_demo_musdb(out, num_train=6, num_test=2, seconds=30.0, seed=0):
+def write_demo_musdb(out, num_train=6, num_test=2, seconds=30.0, seed=0, num_valid=1):
     """Writes demo tracks in MUSDB18-HQ's WAV layout (`musdb.DB(out, is_wav=True)` reads it).
 
-    Writes `out/{train,test}/demo-NNN/{mixture,drums,bass,other,vocals}.wav`,
-    32-bit float stereo at 44.1 kHz, the mixture the exact float32 sum of the
-    four sources; each file through a temporary name, the mixture last.
+    Writes `out/{train,test}/demo-NNN/{mixture,drums,bass,other,vocals}.wav`
+    and the validation tracks `out/train/demo-valid-NNN/`, 32-bit float stereo
+    at 44.1 kHz, the mixture the exact float32 sum of the four sources; each
+    file through a temporary name, the mixture last. The validation tracks
+    sort last in `train/`, which is what training holds out of a collection
+    without musdb's validation tracks (`training.HELD_OUT_TRACKS`).
 
     Args:
         out: str or `Path`, the root directory.
         num_train, num_test: int >= 1, tracks per subset.
         seconds: float > 0, the length of each track.
-        seed: int >= 0; train and test tracks of one seed share no synthetic part.
+        seed: int >= 0; train, validation and test tracks of one seed share no synthetic part.
+        num_valid: int >= 0, validation tracks.
 
     Returns:
         list of `Path`, the track directories.
     """
     positive_int("num_train", num_train)
     positive_int("num_test", num_test)
+    non_negative_int("num_valid", num_valid)
     positive_number("seconds", seconds)
     non_negative_int("seed", seed)
     clip = load_example()
     track_dirs = []
-    for subset_index, (subset, count) in enumerate((("train", num_train), ("test", num_test))):
+    kinds = (("train", "demo", num_train), ("test", "demo", num_test), ("train", "demo-valid", num_valid))
+    for kind_index, (subset, prefix, count) in enumerate(kinds):
         for index in range(count):
-            sources = demo_track(clip, seconds, seed=(int(seed), 100 + subset_index, index))
+            sources = demo_track(clip, seconds, seed=(int(seed), 100 + kind_index, index))
             mixture = sources["vocals"] + sources["drums"] + sources["bass"] + sources["other"]
-            track_dir = Path(out) / subset / f"demo-{index:03d}"
+            track_dir = Path(out) / subset / f"{prefix}-{index:03d}"
             for name, audio in [*sources.items(), ("mixture", mixture)]:
                 with atomic_path(track_dir / f"{name}.wav") as tmp:
                     soundfile.write(tmp, audio, clip.rate, subtype="FLOAT", format="WAV")

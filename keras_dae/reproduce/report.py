@@ -7,6 +7,7 @@ curves figure is drawn here from each run's `history.csv` (`runs.read_history`).
 """
 
 import base64
+import dataclasses
 import html
 import json
 import math
@@ -16,6 +17,7 @@ from pathlib import Path
 from keras_dae.atomic import atomic_path
 from keras_dae.couplings.compare import COMPARISON
 from keras_dae.couplings.references import MIN_CALIBRATION
+from keras_dae.reproduce.finding import per_bin_placement
 from keras_dae.runs import read_history
 from keras_dae.tables import Table
 
@@ -23,6 +25,7 @@ REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 TRAINING_FIGURE = "training.png"
 COMPARISON_FIGURE = f"couplings/compare/{COMPARISON}.png"
+EVOLUTION_FIGURE = "evolution.png"
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
 table { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
@@ -79,29 +82,72 @@ def per_bin_table(per_bin):
     return Table(["per-bin teacher", "diag. energy", "energy |j-i|<=3"], rows)
 
 
-def per_bin_note(per_bin, records, archs):
-    """Where each model's diagonal energy falls against the per-bin teachers' range (from the numbers)."""
+def per_bin_note(per_bin, records, archs, solver="the L1 fit"):
+    """Where each model's diagonal energy falls against the per-bin teachers' range (`finding.per_bin_placement`)."""
     ratios = [scores["diagonal_energy_ratio"] for scores in per_bin.values()]
     low, high = min(ratios), max(ratios)
     placed = []
     for arch in archs:
         ratio = records[arch]["couplings"]["diagonal_energy_ratio"]
-        if ratio < low:
+        if per_bin_placement(ratio, per_bin) == "below":
             placed.append(f"{arch} ({ratio:.3f}) is below it, at {ratio / low:.2g} times its lowest")
         else:
-            placed.append(f"{arch} ({ratio:.3f}) is {'within' if ratio <= high else 'above'} it")
-    return (f"Per-bin references: teachers that filter each bin on its own, fitted by the same solver on the same "
-            f"frames, score {low:.3f} to {high:.3f} diagonal energy (C has no bias and the bins are correlated, "
-            f"so a per-bin mapping that is not linear still gets off-diagonal couplings). Against that range: "
+            placed.append(f"{arch} ({ratio:.3f}) is within it{' (above its highest)' if ratio > high else ''}")
+    return (f"Per-bin references ({solver}): teachers that filter each bin on its own, fitted by the same solver on "
+            f"the same frames, score {low:.3f} to {high:.3f} diagonal energy (C has no bias and the bins are "
+            f"correlated, so a per-bin mapping that is not linear still gets off-diagonal couplings). A model is "
+            f"'within the per-bin range' at or above its lowest score and 'below it' under it. Against that range: "
             f"{'; '.join(placed)}. Far below it means structure across frequencies.")
 
 
-def blocks(settings, data_note, records, summaries, per_bin, verdict, sentence, archs):
+def training_table(results):
+    """Per model: how training ended (the convergence rule) and how its couplings ended and moved."""
+    header = ["model", "status", "epochs", "steps", "best monitored loss", "last", "diag. energy lstsq (final)",
+              "trend", "diag. energy L1 fit (final)"]
+    rows = []
+    for arch in results.archs:
+        run = results.training.get(arch) or {}
+        monitor = run.get("monitor", "val_loss")
+        best, last = run.get("best") or {}, run.get("last") or {}
+        lstsq = results.lstsq_records[arch]["couplings"]["diagonal_energy_ratio"] if results.lstsq_records else None
+        rows.append([
+            arch, run.get("status", "-"), str(run.get("epochs_completed", "-")), str(run.get("steps_completed", "-")),
+            f"{best[monitor]:.4g} ({monitor}, epoch {best['epoch']})" if monitor in best else "-",
+            f"{last[monitor]:.4g}" if monitor in last else "-",
+            f"{lstsq:.3f}" if lstsq is not None else "-",
+            (results.trends or {}).get(arch, "-"),
+            f"{results.records[arch]['couplings']['diagonal_energy_ratio']:.3f}",
+        ])
+    return Table(header, rows)
+
+
+@dataclasses.dataclass
+class Results:
+    """Everything the report shows, gathered by `stages.reproduce`."""
+
+    settings: dict
+    data_note: str
+    records: dict  # arch -> examine's metrics record, the verdict's solver (L1 fit)
+    summaries: dict  # method -> evaluation summary
+    per_bin: dict  # per-bin references under the L1 fit
+    verdict: str
+    sentence: str
+    archs: tuple
+    training: dict = None  # arch -> run config.json
+    lstsq_records: dict = None  # arch -> metrics record under least squares
+    lstsq_per_bin: dict = None
+    trends: dict = None  # arch -> "rising" / "flat" / "falling"
+    evolution: bool = False  # whether EVOLUTION_FIGURE was drawn
+
+
+def blocks(results):
     """The report as `(kind, content)` blocks: heading, finding, text, table, figure, code."""
     from keras_dae.couplings.compare import comparison_table
     from keras_dae.evaluation import summary_table as separation_table
 
-    return [
+    settings, data_note, records, summaries = results.settings, results.data_note, results.records, results.summaries
+    per_bin, verdict, sentence, archs = results.per_bin, results.verdict, results.sentence, results.archs
+    report = [
         ("heading", "keras-dae reproduction"),
         ("finding", f"Finding ({verdict}). {sentence}"),
         ("text", data_note),
@@ -122,13 +168,42 @@ def blocks(settings, data_note, records, summaries, per_bin, verdict, sentence, 
                  "that are zero on every frame."),
         ("figure", (COMPARISON_FIGURE, "couplings of each model side by side")),
         ("heading2", "Training"),
+    ]
+    if results.training:
+        report += [
+            ("text", "Each model trains until it converges by the rule of `keras_dae.convergence`: no improvement "
+                     "of the validation loss by more than `min_delta` of its best for `patience` epochs (see the "
+                     "settings below). 'epoch-cap' means it stopped at its epoch cap without converging; the "
+                     "verdict is then 'undecided'. Trend: the least-squares diagonal energy at the last "
+                     "checkpoint against the one three checkpoints before it (more than 0.01 up: rising; down: "
+                     "falling; else flat)."),
+            ("table", training_table(results)),
+        ]
+    report += [
         ("figure", (TRAINING_FIGURE, "training curves")),
         ("text", "Histories: `runs/<arch>/history.csv`; TensorBoard logs: `tensorboard --logdir runs`."),
+    ]
+    if results.evolution:
+        report += [
+            ("heading2", "How the mappings evolved while training"),
+            ("text", "Every few epochs of training, C was distilled on fixed held-out mixture frames with the "
+                     "closed-form least-squares solver (`runs/<arch>/couplings_evolution.csv` and `.npz`). The "
+                     "solver matters: least squares gives lower diagonal energies than the paper's L1 fit on the "
+                     "same model, so the hollow markers show each final model under the L1 fit, the verdict's "
+                     "solver."),
+            ("figure", (EVOLUTION_FIGURE, "diagonal and 3-bin band energy against training step; C at an early, a "
+                                          "middle and the final checkpoint (least squares)")),
+        ]
+    if results.lstsq_per_bin and results.lstsq_records:
+        report.append(("text", per_bin_note(results.lstsq_per_bin, results.lstsq_records, archs,
+                                            solver="least squares")))
+    report += [
         ("heading2", "Separation (with the mixture as the floor and the ideal ratio mask as the ceiling)"),
         ("table", separation_table(summaries)),
         ("heading2", "Settings"),
         ("code", json.dumps(settings, indent=2)),
     ]
+    return report
 
 
 def to_markdown(report_blocks):
@@ -189,11 +264,34 @@ def to_html(report_blocks, out):
             f"<style>{_STYLE}</style></head><body>\n{body}\n</body></html>\n")
 
 
-def write_report(out, settings, data_note, records, summaries, per_bin, verdict, sentence, archs):
-    """Draws the training curves and writes `report.md` and `report.html` (each atomically)."""
+def plot_evolution(out, results):
+    """`EVOLUTION_FIGURE` from each run's couplings evolution; False when no run has one."""
+    from keras_dae.couplings import evolution, figures
+    from keras_dae.spectral import SpectralConfig
+
+    evolutions = {}
+    for arch in results.archs:
+        run_dir = Path(out) / "runs" / arch
+        rows = evolution.read_rows(run_dir)
+        if rows:
+            evolutions[arch] = (rows, *evolution.read_snapshots(run_dir))
+    if not evolutions:
+        return False
+    spectral = SpectralConfig.from_dict(results.records[results.archs[0]]["spectral"])
+    final = {arch: ("final C, L1 fit", results.records[arch]["couplings"]["diagonal_energy_ratio"])
+             for arch in evolutions}
+    figures.plot_evolution(evolutions, Path(out) / EVOLUTION_FIGURE,
+                           "Couplings while training: least-squares C on held-out frames (hollow: L1 fit, final)",
+                           spectral=spectral, final=final)
+    return True
+
+
+def write_report(out, results):
+    """Draws the training curves and the evolution, and writes `report.md` and `report.html` (each atomically)."""
     out = Path(out)
-    plot_training({arch: read_history(out / "runs" / arch) for arch in archs}, out / TRAINING_FIGURE)
-    report_blocks = blocks(settings, data_note, records, summaries, per_bin, verdict, sentence, archs)
+    plot_training({arch: read_history(out / "runs" / arch) for arch in results.archs}, out / TRAINING_FIGURE)
+    results.evolution = plot_evolution(out, results)
+    report_blocks = blocks(results)
     with atomic_path(out / REPORT_MD) as tmp:
         tmp.write_text(to_markdown(report_blocks))
     with atomic_path(out / REPORT_HTML) as tmp:

@@ -3,16 +3,21 @@
 Stages, each recorded in `OUT/stages.json` when it finishes, so a rerun skips
 finished stages and continues where it stopped:
 
-    data               without a MUSDB root: demo tracks (`data.demo`) in `OUT/data`
-    train/<arch>       `training.train` into `OUT/runs/<arch>` (itself resumable)
-    couplings/<arch>   `couplings.examine` into `OUT/couplings/<arch>`,
-                       every model on the same mixture frames of the test data
+    data               without a MUSDB root: demo tracks (`data.demo`) in `OUT/data`, with
+                       validation tracks
+    train/<arch>       `training.train` into `OUT/runs/<arch>` (itself resumable), until it
+                       converges (or reaches the epoch cap), with the couplings evolution
+                       (`couplings_every`)
+    couplings/<arch>   `couplings.examine` into `OUT/couplings/<arch>` with the verdict's
+                       solver, every model on the same mixture frames of the test data
+    couplings-lstsq/<arch>  the same with the least-squares solver, `OUT/couplings-lstsq/<arch>`
     evaluate/<arch>    `evaluation.evaluate` (the model) into `OUT/eval/<arch>`
     per-bin references what teachers that filter each bin on their own score on the same
-                       frames (`couplings.per_bin_references`), `OUT/couplings/per_bin_references.json`
+                       frames (`couplings.per_bin_references`), under both solvers
     references         the mixture and ideal-ratio-mask scores, once, `OUT/eval/references`
     compare            `couplings.compare` of the three couplings
-    report             `OUT/report.md` and `OUT/report.html` (`reproduce.report`)
+    report             `OUT/report.md` and `OUT/report.html` (`reproduce.report`), with the
+                       training curves and the evolution figure
 
 The statement of whether the paper's finding held (`finding`) is decided from
 the couplings metrics, never written by hand: the plain DAEs' diagonal energy
@@ -28,14 +33,16 @@ from pathlib import Path
 from keras_dae.atomic import atomic_path
 from keras_dae.checks import one_of
 from keras_dae.data.demo import write_demo_musdb
-from keras_dae.reproduce.finding import ARCHS, finding
-from keras_dae.reproduce.report import write_report
+from keras_dae.reproduce.finding import ARCHS, finding, trend
+from keras_dae.reproduce.report import Results, write_report
 
 log = logging.getLogger(__name__)
 
 STAGES = "stages.json"
 DEMO_DATA = "data"
 PER_BIN = "per_bin_references.json"
+PER_BIN_LSTSQ = "per_bin_references_lstsq.json"
+LSTSQ = "couplings-lstsq"  # OUT/couplings-lstsq/<arch>: the final models under the least-squares solver
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,19 +51,25 @@ class Preset:
 
     num_bins: int = 2049
     hidden_size: int = None
-    epochs: int = None
+    epochs: int = None  # the epoch cap; training stops earlier once converged (`patience`, `min_delta`)
     steps_per_epoch: int = None
     batch_size: int = None
+    learning_rate: float = None
+    patience: int = None
+    min_delta: float = None
+    couplings_every: int = 5  # the couplings evolution while training (least squares)
     max_frames: int = 20_000
     couplings_solver: str = "fit"
     couplings_schedule: str = "fast"
     couplings_epochs: int = None
-    # Without a MUSDB root: demo tracks (`data.demo`), train and test, and their length in seconds.
+    # Without a MUSDB root: demo tracks (`data.demo`), train and test, validation, and their length in seconds.
     demo_tracks: tuple = (6, 2)
+    demo_valid: int = 1
     demo_seconds: float = 30.0
 
     def train_settings(self):
-        names = ("hidden_size", "epochs", "steps_per_epoch", "batch_size")
+        names = ("hidden_size", "epochs", "steps_per_epoch", "batch_size", "learning_rate", "patience", "min_delta",
+                 "couplings_every")
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
 
@@ -65,9 +78,10 @@ PRESETS = {
     "paper": Preset(),
     # Minutes on a 2-core CPU: 128 bins (0-1.4 kHz), so that the 4000 fitting frames of the demo data's
     # test tracks determine C; the converging schedule, as the fast one only reaches a calibration of 0.72
-    # on them (0.98 with this one).
-    "quick": Preset(num_bins=128, hidden_size=128, epochs=20, steps_per_epoch=50, max_frames=5000,
-                    couplings_schedule="converge"),
+    # on them (0.98 with this one). Each model trains until it converges, at 10 times the paper's learning
+    # rate (1e-3) so that the three converge within minutes; 400 epochs of 50 steps is only the cap.
+    "quick": Preset(num_bins=128, hidden_size=128, epochs=400, steps_per_epoch=50, learning_rate=1e-3,
+                    max_frames=5000, couplings_schedule="converge"),
 }
 
 
@@ -107,7 +121,8 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
     Returns:
         `(verdict, sentence)`, see `finding`.
     """
-    from keras_dae import couplings, evaluation, training
+    from keras_dae import couplings, evaluation, runs, training
+    from keras_dae.couplings import evolution
     from keras_dae.couplings.frames import track_frame_set
     from keras_dae.data.tracks import list_tracks
     from keras_dae.spectral import SpectralConfig
@@ -129,7 +144,8 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
     if demo:
         root, is_wav = out / DEMO_DATA, True
         num_train, num_test = sizes.demo_tracks
-        stages.run("data", lambda: write_demo_musdb(root, num_train, num_test, seconds=sizes.demo_seconds, seed=seed))
+        stages.run("data", lambda: write_demo_musdb(root, num_train, num_test, seconds=sizes.demo_seconds, seed=seed,
+                                                    num_valid=sizes.demo_valid))
         test_tracks = list_tracks(root, is_wav=is_wav, subsets="test")
     data_note = _data_note(demo, root, is_wav, sizes, test_tracks)
     frames = {}
@@ -142,6 +158,9 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
     # One set of solver options for every fit on the frames, so the calibration is computed once (its cache key).
     solver_options = {"solver": sizes.couplings_solver, "schedule": sizes.couplings_schedule, "loss": "l1",
                       "ridge": 0.0, "seed": seed, "epochs": sizes.couplings_epochs}
+    # The other solver, so the verdict can say whether it holds under both (and the evolution's solver).
+    lstsq_options = {"solver": "lstsq", "schedule": sizes.couplings_schedule, "loss": "l1", "ridge": 0.0,
+                     "seed": seed, "epochs": None}
     for arch in ARCHS:
         run_dir = out / "runs" / arch
         stages.run(f"train/{arch}", lambda: training.train(
@@ -150,39 +169,51 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
         stages.run(f"couplings/{arch}", lambda: couplings.examine(
             run_dir, out / "couplings" / arch, frame_set(), spectral=spectral, overwrite=True, verbose=verbose,
             **solver_options))
+        stages.run(f"{LSTSQ}/{arch}", lambda: couplings.examine(
+            run_dir, out / LSTSQ / arch, frame_set(), spectral=spectral, overwrite=True, verbose=verbose,
+            **lstsq_options))
 
         def score(arch=arch, run_dir=run_dir):
             # The model's own spectral settings (its run's config.json), its file's digest recorded.
             evaluation.evaluate(run_dir, test_tracks, out / "eval" / arch, methods=("model",), overwrite=True)
 
         stages.run(f"evaluate/{arch}", score)
-    per_bin_path = out / "couplings" / PER_BIN
+    per_bin_path, per_bin_lstsq_path = out / "couplings" / PER_BIN, out / LSTSQ / PER_BIN_LSTSQ
 
-    def per_bin():
-        scores = couplings.per_bin_references(frame_set().fit, solver_options, seed, verbose=verbose)
-        with atomic_path(per_bin_path) as tmp:
+    def per_bin(path, options):
+        scores = couplings.per_bin_references(frame_set().fit, options, seed, verbose=verbose)
+        with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(scores, indent=2))
 
-    stages.run("per-bin references", per_bin)
+    stages.run("per-bin references", lambda: per_bin(per_bin_path, solver_options))
+    stages.run("per-bin references (lstsq)", lambda: per_bin(per_bin_lstsq_path, lstsq_options))
     stages.run("references", lambda: evaluation.evaluate(
         None, test_tracks, out / "eval" / "references", spectral=spectral, methods=("mixture", "irm"),
         overwrite=True))
     couplings_dirs = [out / "couplings" / arch for arch in ARCHS]
     stages.run("compare", lambda: couplings.compare(couplings_dirs, out / "couplings" / "compare"))
     records = {arch: couplings.read_result(out / "couplings" / arch)[1] for arch in ARCHS}
-    verdict, sentence = finding(records)
+    lstsq_records = {arch: couplings.read_result(out / LSTSQ / arch)[1] for arch in ARCHS}
+    per_bin_scores = json.loads(per_bin_path.read_text())
+    per_bin_lstsq = json.loads(per_bin_lstsq_path.read_text())
+    training_runs = {arch: runs.read_config(out / "runs" / arch) for arch in ARCHS}
+    trends = {arch: trend(row["diagonal_energy"] for row in evolution.read_rows(out / "runs" / arch))
+              for arch in ARCHS}
+    verdict, sentence = finding(records, training=training_runs, per_bin=per_bin_scores,
+                                lstsq={"records": lstsq_records, "per_bin": per_bin_lstsq}, trends=trends)
     summaries = {arch: evaluation.summarize(out / "eval" / arch, test_tracks, ("model",))["model"] for arch in ARCHS}
     summaries.update(evaluation.summarize(out / "eval" / "references", test_tracks, ("mixture", "irm")))
-    per_bin_scores = json.loads(per_bin_path.read_text())
-    stages.run("report", lambda: write_report(out, settings, data_note, records, summaries, per_bin_scores, verdict,
-                                              sentence, ARCHS))
+    results = Results(settings, data_note, records, summaries, per_bin_scores, verdict, sentence, ARCHS,
+                      training=training_runs, lstsq_records=lstsq_records, lstsq_per_bin=per_bin_lstsq, trends=trends)
+    stages.run("report", lambda: write_report(out, results))
     return verdict, sentence
 
 
 def _data_note(demo, root, is_wav, sizes, test_tracks):
     if demo:
         num_train, num_test = sizes.demo_tracks
-        return (f"Data: no MUSDB root was given, so {num_train} train and {num_test} test demo tracks of "
+        return (f"Data: no MUSDB root was given, so {num_train} train, {sizes.demo_valid} validation and {num_test} "
+                f"test demo tracks of "
                 f"{sizes.demo_seconds:g} s were made (`keras_dae.data.demo`): synthetic tracks with the embedded "
                 "6-second MUSDB18 excerpt mixed in, in `data/`. This is demo data, not MUSDB18: the finding says "
                 "what these models learned from it, not whether the paper's MUSDB18 result holds, and the real "
