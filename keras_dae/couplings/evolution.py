@@ -38,7 +38,7 @@ import numpy as np
 from keras_dae.atomic import atomic_path
 from keras_dae.couplings import metrics
 from keras_dae.couplings.jacobian import mean_jacobian
-from keras_dae.couplings.solver import lstsq_couplings, teacher_outputs
+from keras_dae.couplings.solver import TARGET_BATCH, lstsq_couplings
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +66,19 @@ def split_frames(frames, held_out=HELD_OUT, seed=0):
     return frames[np.sort(order[count:])], frames[np.sort(order[:count])]
 
 
+def _outputs(model, frames):
+    """`model`'s outputs for `frames`, in `teacher_outputs`' batches but without `predict`'s per-call set-up
+    (most of a checkpoint's time at 128 bins)."""
+    return np.concatenate([np.asarray(model(frames[start : start + TARGET_BATCH], training=False), np.float32)
+                           for start in range(0, len(frames), TARGET_BATCH)])
+
+
 def checkpoint_metrics(model, fit_frames, held_frames, jacobian_frames=0):
     """C of `model` on `fit_frames` (lstsq) and its metrics: `(C, dict of ROW_METRICS [+ JACOBIAN_METRICS])`."""
-    fit_targets = teacher_outputs(model, fit_frames)
+    fit_targets = _outputs(model, fit_frames)
     matrix = lstsq_couplings(fit_frames, fit_targets)
     held = held_frames if len(held_frames) else fit_frames
-    held_targets = teacher_outputs(model, held) if len(held_frames) else fit_targets
+    held_targets = _outputs(model, held) if len(held_frames) else fit_targets
     quality = metrics.fit_quality(matrix, fit_frames, fit_targets, held, held_targets)
     row = {
         "diagonal_energy": metrics.diagonal_energy_ratio(matrix),
@@ -151,15 +158,19 @@ class CouplingsEvolution(keras.callbacks.Callback):
         self._drop_after(initial_epoch)
 
     def _drop_after(self, epoch):
-        """Keeps only the rows and snapshots of epochs <= `epoch` (a resumed run redoes the later ones)."""
+        """Keeps only the rows and snapshots of epochs <= `epoch` (a resumed run redoes the later ones).
+
+        They are then held in memory (`_rows`, `_snapshots`) and written whole at each checkpoint.
+        """
         rows = read_rows(self.run_dir)
-        kept = [row for row in rows if row["epoch"] <= epoch]
-        if kept != rows or (rows and not (self.run_dir / CSV).read_text().endswith("\n")):
-            self._write_rows(kept)
+        self._rows = [row for row in rows if row["epoch"] <= epoch]
+        if self._rows != rows or (rows and not (self.run_dir / CSV).read_text().endswith("\n")):
+            self._write_rows(self._rows)
         epochs, couplings = read_snapshots(self.run_dir)
         keep = epochs <= epoch
+        self._snapshots = dict(zip(epochs[keep].tolist(), couplings[keep]))
         if len(epochs) and not keep.all():
-            self._write_snapshots(epochs[keep], couplings[keep])
+            self._write_snapshots()
 
     def _columns(self):
         return ["epoch", "step", "solver", *ROW_METRICS, *(JACOBIAN_METRICS if self.jacobian_frames else ())]
@@ -170,10 +181,12 @@ class CouplingsEvolution(keras.callbacks.Callback):
             writer.writeheader()
             writer.writerows(rows)
 
-    def _write_snapshots(self, epochs, couplings):
+    def _write_snapshots(self):
+        epochs = sorted(self._snapshots)
         with atomic_path(self.run_dir / SNAPSHOTS) as tmp:
             with tmp.open("wb") as handle:
-                np.savez(handle, epochs=np.asarray(epochs, np.int64), couplings=np.asarray(couplings, np.float32))
+                np.savez(handle, epochs=np.asarray(epochs, np.int64),
+                         couplings=np.asarray([self._snapshots[epoch] for epoch in epochs], np.float32))
 
     def on_epoch_end(self, epoch, logs=None):
         done = epoch + 1
@@ -192,12 +205,11 @@ class CouplingsEvolution(keras.callbacks.Callback):
     def _checkpoint(self, done):
         matrix, values = checkpoint_metrics(self.model, self.fit_frames, self.held_frames, self.jacobian_frames)
         row = {"epoch": done, "step": done * self.steps_per_epoch, "solver": SOLVER, **values}
-        rows = [r for r in read_rows(self.run_dir) if r["epoch"] < done]
-        self._write_rows(rows + [row])
-        epochs, couplings = read_snapshots(self.run_dir)
-        keep = epochs < done
-        couplings = couplings[keep] if len(epochs) else np.zeros((0, *matrix.shape), np.float32)
-        self._write_snapshots(np.append(epochs[keep], done), np.concatenate([couplings, matrix[None]]))
+        self._rows = [r for r in self._rows if r["epoch"] < done] + [row]
+        self._write_rows(self._rows)
+        self._snapshots = {epoch: value for epoch, value in self._snapshots.items() if epoch < done}
+        self._snapshots[done] = matrix
+        self._write_snapshots()
         self._last_done = done
         if self.tensorboard:
             self._summaries(row, matrix)
