@@ -14,7 +14,7 @@ DEMO_DIR ?= runs/demo
 .PHONY: help demo test test-fast test-tfio bench-data venv ffmpeg clean
 
 help:
-	@echo "make demo   bootstrap, then reproduce the paper's comparison on demo data into $(DEMO_DIR)/ (~5 minutes)"
+	@echo "make demo   bootstrap, then reproduce the paper's comparison on demo data into $(DEMO_DIR)/ (a few minutes)"
 	@echo "make test   bootstrap, then run the test suite, then test-tfio"
 	@echo "make test-fast  bootstrap, then run the tests not marked slow (under 3 minutes on 2 cores)"
 	@echo "make test-tfio  build .venv-tfio (TF 2.16 + tensorflow-io) and test the audio readers and keras_dae/compat.py there"
