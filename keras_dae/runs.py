@@ -119,21 +119,29 @@ def ensure_writable(directory, label=""):
         raise ValueError(f"cannot write to {label}'{directory}': {error.strerror or error}.") from None
 
 
-def read_history(run_dir):
-    """Rows of `history.csv` as dicts of floats (epoch as int); [] if none."""
-    path = Path(run_dir) / HISTORY
+def read_csv_rows(path, convert):
+    """The rows of a CSV file as `convert(row dict)`, in order, up to a line cut short by a crash; [] if none.
+
+    `convert` raises `TypeError` or `ValueError` for a row that is not whole.
+    """
+    path = Path(path)
     if not path.is_file():
         return []
     with path.open(newline="") as handle:
         rows = []
         for row in csv.DictReader(handle):
             try:
-                # Keras' CSVLogger writes "NA" in val_* columns when there is no validation.
-                rows.append({key: (int(value) if key == "epoch" else float(value))
-                             for key, value in row.items() if value not in MISSING})
+                rows.append(convert(row))
             except (TypeError, ValueError):
-                break  # a line cut short by a crash ends the history
+                break  # a line cut short by a crash ends the file
     return rows
+
+
+def read_history(run_dir):
+    """Rows of `history.csv` as dicts of floats (epoch as int); [] if none."""
+    # Keras' CSVLogger writes "NA" in val_* columns when there is no validation.
+    return read_csv_rows(Path(run_dir) / HISTORY, lambda row: {
+        key: (int(value) if key == "epoch" else float(value)) for key, value in row.items() if value not in MISSING})
 
 
 def truncate_history(run_dir, epochs):

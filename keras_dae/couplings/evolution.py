@@ -36,6 +36,7 @@ import keras
 import numpy as np
 
 from keras_dae.atomic import atomic_path
+from keras_dae.runs import read_csv_rows
 from keras_dae.couplings import metrics
 from keras_dae.couplings.jacobian import mean_jacobian
 from keras_dae.couplings.solver import TARGET_BATCH, lstsq_couplings
@@ -93,21 +94,18 @@ def checkpoint_metrics(model, fit_frames, held_frames, jacobian_frames=0):
     return matrix, row
 
 
+def _parse_row(row):
+    parsed = {key: float(value) for key, value in row.items() if key not in ("epoch", "step", "solver")}
+    parsed.update(epoch=int(row["epoch"]), step=int(row["step"]), solver=row["solver"])
+    return parsed
+
+
 def read_rows(run_dir):
-    """The rows of `couplings_evolution.csv` as dicts (numbers as float, epoch and step as int); [] if none."""
-    path = Path(run_dir) / CSV
-    if not path.is_file():
-        return []
-    with path.open(newline="") as handle:
-        rows = []
-        for row in csv.DictReader(handle):
-            try:
-                parsed = {key: float(value) for key, value in row.items() if key not in ("epoch", "step", "solver")}
-                parsed.update(epoch=int(row["epoch"]), step=int(row["step"]), solver=row["solver"])
-            except (TypeError, ValueError):
-                break  # a line cut short by a crash ends the file
-            rows.append(parsed)
-    return rows
+    """The rows of `couplings_evolution.csv` as dicts (numbers as float, epoch and step as int); [] if none.
+
+    A line cut short by a crash ends the rows (`runs.read_csv_rows`).
+    """
+    return read_csv_rows(Path(run_dir) / CSV, _parse_row)
 
 
 def read_snapshots(run_dir):
