@@ -11,7 +11,7 @@ import sys
 import click
 
 from keras_dae_cli import analysis_commands, data_commands, model_commands, separation_commands, train_commands
-from keras_dae_cli.common import STATE, USER_ERRORS, command_flags, configure_logging, to_flags
+from keras_dae_cli.common import STATE, command_flags, configure_logging, error_message, to_flags, usage_message
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,6 +32,7 @@ def cli(ctx, verbose, quiet):
     STATE["quiet"] = quiet
     # The library's messages name its parameters; this command's options show them as flags (`to_flags`).
     STATE["flags"] = command_flags(ctx.command.get_command(ctx, ctx.invoked_subcommand or ""))
+    STATE["command"] = ctx.invoked_subcommand
     configure_logging(verbose, quiet)
 
 
@@ -57,10 +58,14 @@ def main(argv=None):
 
     Runs click in non-standalone mode so that every error a user can cause is
     printed as exactly one line on stderr, with exit code 2 for usage errors
-    and 1 for the rest. The library's errors name its Python parameters;
-    `to_flags` shows them as the command's flags.
+    (click's, and the library's `ParameterError` about one of the command's
+    options, `usage_message`) and 1 for the rest (`error_message`: bad
+    files, data, a full disk, too little memory). The library's errors name
+    its Python parameters; `to_flags` shows them as the command's flags.
+    Any other exception is a bug and keeps its traceback.
     """
     STATE["flags"] = {}
+    STATE["command"] = None
     try:
         result = cli.main(args=argv, prog_name="keras-dae", standalone_mode=False)
     except click.ClickException as error:
@@ -71,11 +76,14 @@ def main(argv=None):
     except click.exceptions.Abort:
         click.echo("keras-dae: aborted", err=True)
         sys.exit(130)
-    except USER_ERRORS as error:
-        if STATE["verbose"] >= 2:
+    except Exception as error:
+        usage = usage_message(error)
+        message = None if usage else error_message(error)
+        if STATE["verbose"] >= 2 or (usage is None and message is None):
             raise
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        message = to_flags(message)
-        click.echo(f"keras-dae: error: {message} (rerun with -vv for details)", err=True)
+        if usage:
+            click.echo(usage, err=True)
+            sys.exit(2)
+        click.echo(f"keras-dae: error: {to_flags(message)} (rerun with -vv for details)", err=True)
         sys.exit(1)
     sys.exit(result if isinstance(result, int) else 0)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import click
 
-from keras_dae_cli.common import (STATE, data_options, import_library, model_spectral_config, spectral_options,
-                                  track_progress)
+from keras_dae_cli.common import (STATE, FiniteFloatRange, data_options, import_library, model_spectral_config,
+                                  spectral_options, track_progress)
 
 
 def _frame_set(config, root, is_wav, subset, split, prepared, max_frames, seed):
@@ -43,7 +43,7 @@ def _frame_set(config, root, is_wav, subset, split, prepared, max_frames, seed):
 @click.option("--loss", type=click.Choice(("l1", "l2")), default="l1", show_default=True, help="fit: loss.")
 @click.option("--max-epochs", type=click.IntRange(min=1), default=None,
               help="fit: at most this many epochs (default: the schedule's, 300 fast / 600 converge and paper).")
-@click.option("--ridge", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--ridge", type=FiniteFloatRange(min=0), default=0.0, show_default=True,
               help="lstsq: penalty on ||C||^2, relative to the mean frame energy per bin.")
 @click.option("--jacobian", is_flag=True, help="Also the model's mean input-output Jacobian.")
 @click.option("--jacobian-frames", type=click.IntRange(min=1), default=256, show_default=True,

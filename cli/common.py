@@ -2,6 +2,7 @@
 
 import importlib.util
 import logging
+import math
 import os
 import re
 import sys
@@ -14,30 +15,37 @@ log = logging.getLogger("keras_dae")
 # Exceptions that a user's input can cause inside the library: shown as one
 # line (with `-vv`, as a traceback).
 USER_ERRORS = (ValueError, OSError, RuntimeError)
-# `flags`: the running command's Python parameter names -> its options (`command_flags`).
-STATE = {"verbose": 0, "quiet": False, "flags": {}}
+# `flags`: the running command's Python parameter names -> its options (`command_flags`); `command`: its name.
+STATE = {"verbose": 0, "quiet": False, "flags": {}, "command": None}
 
 
-def library_names():
-    """The module `keras_dae.names`, loaded without running `keras_dae/__init__.py` (which imports TensorFlow).
+def library_module(name):
+    """The module `keras_dae.NAME`, loaded without running `keras_dae/__init__.py` (which imports TensorFlow).
 
+    For the modules that import nothing of the package (`names`, `errors`).
     `find_spec` of the top-level package locates it without importing it;
-    the module is registered as `keras_dae.names`, so that importing the
+    the module is registered as `keras_dae.NAME`, so that importing the
     library later reuses it instead of loading it a second time.
     """
-    if "keras_dae.names" in sys.modules:
-        return sys.modules["keras_dae.names"]
+    qualified = f"keras_dae.{name}"
+    if qualified in sys.modules:
+        return sys.modules[qualified]
     package = importlib.util.find_spec("keras_dae")
-    path = Path(next(iter(package.submodule_search_locations))) / "names.py"
-    spec = importlib.util.spec_from_file_location("keras_dae.names", path)
+    path = Path(next(iter(package.submodule_search_locations))) / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(qualified, path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["keras_dae.names"] = module
+    sys.modules[qualified] = module
     try:
         spec.loader.exec_module(module)
     except BaseException:
-        del sys.modules["keras_dae.names"]
+        del sys.modules[qualified]
         raise
     return module
+
+
+def library_names():
+    """The module `keras_dae.names` (`library_module`)."""
+    return library_module("names")
 
 
 # The library's architectures (`keras_dae.ARCHITECTURES`), without importing TensorFlow.
@@ -93,6 +101,51 @@ def to_flags(message, flags=None):
     return _MENTION.sub(replace, message)
 
 
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def error_message(error):
+    """The one line `main` prints for an error that input, data, memory or the disk can cause; None for a bug.
+
+    USER_ERRORS as their first line (a full disk, a read-only file system or
+    a file where a directory should be as `keras_dae.errors.disk_message`
+    says it, with the path); `MemoryError` and TensorFlow's errors
+    (`tf.errors.OpError`: out of memory, corrupted data, ...) in one line of
+    `keras_dae.errors`. Anything else is a bug, shown as a traceback.
+    """
+    errors = library_module("errors")
+    if isinstance(error, MemoryError):
+        return errors.memory_message(error)
+    if errors.is_tensorflow_error(error):
+        return errors.disk_message(error) or errors.tensorflow_message(error)
+    if isinstance(error, USER_ERRORS):
+        return (errors.disk_message(error) if isinstance(error, OSError) else None) or _first_line(error)
+    return None
+
+
+def usage_message(error):
+    """The usage-error line (exit code 2) of a library `ParameterError` about an option of the running command.
+
+    The library raises `keras_dae.checks.ParameterError` for a value that is
+    wrong in itself (`num_bins` above the FFT's bins, `window_length` above
+    `fft_length`); when that parameter is one of the running command's
+    options, the mistake is on the command line. None otherwise.
+    """
+    checks = sys.modules.get("keras_dae.checks")
+    if checks is None or not isinstance(error, checks.ParameterError):
+        return None
+    option = STATE["flags"].get(error.parameter)
+    if option is None:
+        return None
+    long = next(opt for opt in option.opts if opt.startswith("--"))
+    command = f"keras-dae {STATE['command']}" if STATE["command"] else "keras-dae"
+    message = to_flags(_first_line(error)).rstrip()
+    message += "" if message.endswith((".", "!", "?")) else "."
+    return f"{command}: error: Invalid value for '{long}': {message} Try '{command} --help'."
+
+
 class _FlagsFilter(logging.Filter):
     """Shows the library's log messages with the command's flags (`to_flags`)."""
 
@@ -114,6 +167,11 @@ def import_library():
     descriptor 2 elsewhere while TensorFlow loads and probes its devices.
     Python exceptions raised meanwhile still propagate and are shown.
     """
+    # Set before TensorFlow loads (below it loads before `keras_dae`, which sets the same default): the fd-2
+    # trick covers only the import, and TensorFlow logs INFO lines long after it (`I0000 ...
+    # tf_record_dataset_op.cc ...` reading a frame cache). INFO and WARNING lines only with -vv; a value the
+    # user set wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if STATE["verbose"] >= 2 else "2")
     if STATE["verbose"] or "tensorflow" in sys.modules:
         import keras_dae  # noqa: F401
 
@@ -152,6 +210,20 @@ def configure_logging(verbose, quiet):
     # Keras' own progress bars follow --quiet too.
     for name in ("tensorflow", "absl", "h5py", "matplotlib", "numba", "PIL"):
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
+
+
+class FiniteFloatRange(click.FloatRange):
+    """`click.FloatRange` that also refuses `nan` and `inf` (which it lets through: `nan` compares false).
+
+    The library refuses them too (`keras_dae.checks`); here they are the
+    usage errors they are (exit code 2), before anything is loaded.
+    """
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 def data_options(subset="train", selection=True):

@@ -6,6 +6,7 @@ import click
 
 from keras_dae_cli.common import (
     STATE,
+    FiniteFloatRange,
     data_options,
     import_library,
     spectral_config,
@@ -18,7 +19,7 @@ from keras_dae_cli.common import (
               help="Root directory of the MUSDB18-HQ-style tree to write.")
 @click.option("--tracks", "num_tracks", type=click.IntRange(min=1), required=True,
               help="Number of tracks.")
-@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), required=True,
+@click.option("--seconds", type=FiniteFloatRange(min=0, min_open=True), required=True,
               help="Length of each track.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Same seed, same tracks.")

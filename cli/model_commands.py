@@ -1,5 +1,7 @@
 """Model commands of `keras-dae`: looking at the architectures and the front end."""
 
+from pathlib import Path
+
 import click
 
 from keras_dae_cli.common import ARCH_NAMES, import_library
@@ -47,7 +49,11 @@ def spectrogram(audio, out, num_bins):
     6-second MUSDB18 excerpt that ships with stempeg.
     """
     import_library()
+    from keras_dae.atomic import remove_stale_temporaries
     from keras_dae.plots import plot_audio_spectrograms
 
+    # One file, not a directory: no lock; a killed earlier run's temporary of this very file goes.
+    target = Path(out).with_suffix(".png")
+    remove_stale_temporaries(target.parent, finals={target.name})
     written = plot_audio_spectrograms(audio, out, num_bins=num_bins)
     click.echo(f"wrote {', '.join(str(path) for path in written)}")

@@ -4,8 +4,8 @@ import sys
 
 import click
 
-from keras_dae_cli.common import (STATE, data_options, import_library, log, model_spectral_config, spectral_options,
-                                  to_flags, track_progress)
+from keras_dae_cli.common import (STATE, data_options, error_message, import_library, log, model_spectral_config,
+                                  spectral_options, to_flags, track_progress)
 
 
 def _load(ctx, model_path, spectral):
@@ -76,7 +76,7 @@ def separate(ctx, inputs, model_path, out, mask, wiener, chunk_frames, overwrite
         click.echo(f"{click.format_filename(path)}: wrote {outputs['vocals'].parent}/vocals.wav, accompaniment.wav")
 
     def failed(path, error):
-        click.echo(f"keras-dae: error: {to_flags(str(error).strip().splitlines()[0])}", err=True)
+        click.echo(f"keras-dae: error: {to_flags(error_message(error) or str(error))}", err=True)
 
     finished, errors = separate_files(
         model, list(inputs), out, spectral=config, mask=mask, wiener=wiener, chunk_frames=chunk_frames,
@@ -114,6 +114,7 @@ def evaluate(ctx, model_path, root, is_wav, subset, split, out, mask, wiener, re
     import_library()
     from keras_dae import evaluation, runs
     from keras_dae.data.tracks import list_tracks
+    from keras_dae.locking import directory_lock
 
     model, config = _load(ctx, model_path, spectral)
     tracks = list_tracks(root, is_wav=is_wav, subsets=subset, split=split)
@@ -126,11 +127,12 @@ def evaluate(ctx, model_path, root, is_wav, subset, split, out, mask, wiener, re
             log.info("%s: finished earlier, skipped", track.name)
 
     methods = evaluation.METHODS if references else ("model",)
-    summary = evaluation.evaluate(
-        model, tracks, out, spectral=config, model_file=runs.model_file(model_path), mask=mask, wiener=wiener,
-        methods=methods, overwrite=overwrite, on_track=on_track,
-    )
-    table = evaluation.write_summary(out, summary)
+    with directory_lock(out):  # one lock over the scores and the summary
+        summary = evaluation.evaluate(
+            model, tracks, out, spectral=config, model_file=runs.model_file(model_path), mask=mask, wiener=wiener,
+            methods=methods, overwrite=overwrite, on_track=on_track,
+        )
+        table = evaluation.write_summary(out, summary)
     click.echo(table, nl=False)
     click.echo(f"wrote {out}/results.md, results.csv, results.json and one museval JSON per track")
 
@@ -156,5 +158,7 @@ def export(ctx, model_path, base, name, version, **spectral):
     from keras_dae.export import default_name, export_model
 
     model, config = _load(ctx, model_path, spectral)
-    target = export_model(model, base, spectral=config, name=name or default_name(model_path), version=version)
+    # An empty --name is refused by the library (a usage error), not replaced by the default.
+    name = default_name(model_path) if name is None else name
+    target = export_model(model, base, spectral=config, name=name, version=version)
     click.echo(f"wrote {target} (signatures serving_default, spectrogram; {config.sample_rate} Hz mono waveforms)")

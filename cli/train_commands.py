@@ -5,6 +5,7 @@ import click
 from keras_dae_cli.common import (
     ARCH_NAMES,
     STATE,
+    FiniteFloatRange,
     data_options,
     import_library,
     spectral_config,
@@ -27,22 +28,22 @@ from keras_dae_cli.common import (
               help="Encoder width H. Default: --num-bins.")
 @click.option("--loss", type=click.Choice(("kl", "l1", "l2")), default="kl", show_default=True,
               help="Generalised Kullback-Leibler (the authors'), L1 or L2.")
-@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-4,
+@click.option("--learning-rate", type=FiniteFloatRange(min=0, min_open=True), default=1e-4,
               show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Frames per batch (global, over all replicas).")
 @click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--steps-per-epoch", type=click.IntRange(min=1), default=None,
               help="Default: one excerpt per track (streaming) or every cached frame.")
-@click.option("--clip-norm", type=click.FloatRange(min=0, min_open=True), default=0.5,
+@click.option("--clip-norm", type=FiniteFloatRange(min=0, min_open=True), default=0.5,
               show_default=True, help="Global gradient-norm clipping.")
 @click.option("--patience", type=click.IntRange(min=1), default=20, show_default=True,
               help="Converged after this many epochs without an improvement by --min-delta "
                    "(the learning rate halves after half of them).")
-@click.option("--min-delta", type=click.FloatRange(min=0, max=1, max_open=True), default=1e-3, show_default=True,
+@click.option("--min-delta", type=FiniteFloatRange(min=0, max=1, max_open=True), default=1e-3, show_default=True,
               help="Improvement of the monitored loss, relative to its best, that counts.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--excerpt-seconds", type=click.FloatRange(min=0, min_open=True), default=6.0,
+@click.option("--excerpt-seconds", type=FiniteFloatRange(min=0, min_open=True), default=6.0,
               show_default=True, help="Excerpt of each track per epoch (streaming).")
 @click.option("--remix", is_flag=True, help="Vocals of one track over the accompaniment of another.")
 @click.option("--random-gain", is_flag=True, help="Random gain per source.")
@@ -74,4 +75,8 @@ def train(arch, out, root, is_wav, prepared, prepared_valid, num_bins,
         prepared_valid=prepared_valid, overwrite=overwrite, verbose=0 if STATE["quiet"] else 1,
         **settings,
     )
-    click.echo(f"run directory: {run_dir} (model.keras, config.json, history.csv, logs/)")
+    # What is there, never a model.keras that is not: `train` raises when a run ends without one (a worker
+    # other than the chief may not see the chief's files).
+    written = [name for name in ("model.keras", "config.json", "history.csv") if (run_dir / name).is_file()]
+    written += ["logs/"] if (run_dir / "logs").is_dir() else []
+    click.echo(f"run directory: {run_dir} ({', '.join(written) or 'nothing written here'})")

@@ -6,10 +6,16 @@ ffprobe for the first audio stream's rate, channels and (when the container
 knows it) duration; `decode_blocks` pipes that stream as float32 and checks
 the result: ffmpeg's decoding errors and a stream that ends well short of the
 announced duration both mean a damaged or truncated file, and raise.
+
+Every file name reaches ffmpeg and ffprobe as `file:` + its absolute path
+(`tool_url`), so that no name can be taken for an option (`-i.wav`,
+`--help.flac`), for standard input (`-`) or for another protocol
+(`concat:a|b.wav`); the decoded samples go to `pipe:1`.
 """
 
 import dataclasses
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -48,6 +54,16 @@ def _first_line(text):
     return lines[-1] if lines else "unknown error"
 
 
+def tool_url(path):
+    """How a file name is handed to ffmpeg/ffprobe: `file:` + its absolute path.
+
+    An absolute path never begins with `-` (no option), and the `file:`
+    protocol takes the rest literally (no `-` for standard input, no
+    `name:` read as a protocol).
+    """
+    return "file:" + os.path.abspath(os.fspath(path))
+
+
 def _check_file(path):
     path = Path(path)
     if path.is_dir():
@@ -70,7 +86,7 @@ def probe(path):
     _require("ffprobe")
     result = subprocess.run(
         ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
-         "stream=sample_rate,channels,duration:format=duration", "-of", "json", str(path)],
+         "stream=sample_rate,channels,duration:format=duration", "-of", "json", tool_url(path)],
         capture_output=True, text=True, check=False,
     )
     if result.returncode != 0:
@@ -95,8 +111,8 @@ def decode_blocks(info, block_samples=BLOCK_SAMPLES):
     _require("ffmpeg")
     frame_bytes = 4 * info.channels
     process = subprocess.Popen(
-        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(info.path), "-map", "0:a:0", "-vn",
-         "-f", "f32le", "-acodec", "pcm_f32le", "-"],
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", tool_url(info.path), "-map", "0:a:0", "-vn",
+         "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     total = 0

@@ -42,7 +42,8 @@ class Rule:
         checks.positive_int("patience", self.patience)
         if not (isinstance(self.min_delta, (int, float)) and not isinstance(self.min_delta, bool)
                 and 0 <= self.min_delta < 1):
-            raise ValueError(f"`min_delta` must be a number in [0, 1). Received: min_delta={self.min_delta!r}")
+            raise checks.ParameterError(
+                "min_delta", f"`min_delta` must be a number in [0, 1). Received: min_delta={self.min_delta!r}")
 
     def improves(self, value, best):
         """Whether the loss `value` improves on the best loss so far, `best` (inf before the first epoch)."""

@@ -9,6 +9,7 @@ The training data is sharded per input pipeline (`distributed_dataset`);
 only the chief writes the run directory, each worker keeps its own backup.
 """
 
+import json
 import os
 
 import numpy as np
@@ -31,13 +32,64 @@ def make_strategy(name):
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         return tf.distribute.MirroredStrategy([device.name for device in devices])
     if name == "multiworker":
-        if not os.environ.get("TF_CONFIG"):
-            raise ValueError(
-                "`strategy='multiworker'` needs the cluster in the TF_CONFIG environment variable "
-                "(see the README's multi-worker section)."
-            )
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        read_tf_config()
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        except (ValueError, TypeError, KeyError, tf.errors.OpError) as error:
+            detail = str(getattr(error, "message", "") or error).strip().splitlines()
+            raise ValueError(f"cannot set up the cluster that the TF_CONFIG environment variable describes "
+                             f"({(detail[0] if detail else type(error).__name__)[:200]}).") from None
     raise ValueError(f"Unknown strategy {name!r}; valid ones are {', '.join(STRATEGIES)}.")
+
+
+_TF_CONFIG_FORM = ('{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}}; '
+                   "see the README's multi-worker section")
+
+
+def read_tf_config():
+    """The cluster and task of the `TF_CONFIG` environment variable, checked: a dict.
+
+    Raises:
+        ValueError: naming TF_CONFIG, when it is unset, not JSON, or not of
+            the form `{"cluster": {JOB: [ADDRESS, ...]}, "task": {"type":
+            JOB, "index": I}}` with task I of that job in the cluster.
+    """
+    text = os.environ.get("TF_CONFIG")
+    if not text or not text.strip():
+        raise ValueError(
+            "`strategy='multiworker'` needs the cluster in the TF_CONFIG environment variable "
+            "(see the README's multi-worker section)."
+        )
+    try:
+        config = json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"the TF_CONFIG environment variable is not valid JSON ({error}); it should read "
+                         f"{_TF_CONFIG_FORM}.") from None
+    cluster = config.get("cluster") if isinstance(config, dict) else None
+    task = config.get("task") if isinstance(config, dict) else None
+    if not isinstance(cluster, dict) or not cluster or not isinstance(task, dict):
+        raise ValueError(f"the TF_CONFIG environment variable needs a \"cluster\" and a \"task\": it should read "
+                         f"{_TF_CONFIG_FORM}.")
+    for job, addresses in cluster.items():
+        listed = list(addresses.values()) if isinstance(addresses, dict) else addresses
+        if not isinstance(listed, list) or not all(isinstance(address, str) for address in listed):
+            raise ValueError(f"job {job!r} of the TF_CONFIG environment variable's cluster must list "
+                             f"\"host:port\" addresses; it should read {_TF_CONFIG_FORM}.")
+    job, index = task.get("type"), task.get("index")
+    if job not in cluster or isinstance(index, bool) or not isinstance(index, int) or \
+            not 0 <= index < len(cluster[job]):
+        raise ValueError(f"the task of the TF_CONFIG environment variable ({json.dumps(task)}) is not in its cluster "
+                         f"(jobs {', '.join(f'{name} x{len(tasks)}' for name, tasks in cluster.items())}).")
+    return config
+
+
+def cluster_workers(strategy):
+    """How many workers (chief included) the strategy's cluster has; 1 without a cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return 1
+    spec = resolver.cluster_spec().as_dict()
+    return max(sum(len(spec.get(job) or ()) for job in ("chief", "worker")), 1)
 
 
 def is_chief(strategy):
@@ -84,7 +136,10 @@ def prepare_multiworker(model, strategy, num_bins):
 
     build()
     compat.replace_symbolic_build(model, build)
-    compat.wrap_step_functions(model, as_vectors)
+    # Keras averages the logs over workers (problem 2) only when there are several; with one worker
+    # (a TF_CONFIG cluster of one) the vectors would reach the callbacks (TensorBoard: "Expected scalar shape").
+    if cluster_workers(strategy) > 1:
+        compat.wrap_step_functions(model, as_vectors)
 
 
 def worker_id(strategy):

@@ -18,7 +18,8 @@ saved as museval's JSON in `OUT/<method>/<subset>/<track>.json` as soon as it
 is computed (atomically), so a stopped evaluation resumes by skipping the
 files already there. `OUT/evaluation.json` records the model file's SHA-256
 and the settings; resuming into a directory of another model or settings is
-refused.
+refused. `evaluate` and `write_summary` hold the lock of `OUT`
+(`keras_dae.locking`): a second evaluation into it is refused while one runs.
 
 The summary aggregates like SiSEC: the median over a track's windows (NaN
 windows, e.g. silent vocals, are ignored), then the median and the mean of
@@ -34,10 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_dae.atomic import atomic_path
+from keras_dae.atomic import atomic_path, remove_stale_temporaries
 from keras_dae.data.example import SOURCES
 from keras_dae.data.tracks import read_track
 from keras_dae.checks import one_of
+from keras_dae.locking import holds_lock
 from keras_dae.separation.core import resolve, separate
 from keras_dae.separation.masks import MASKS, ideal_ratio_mask
 from keras_dae.tables import Table
@@ -110,6 +112,7 @@ def _finished(path):
         return False
 
 
+@holds_lock("out")
 def evaluate(model, tracks, out, *, spectral=None, model_file=None, mask="subtract", wiener=0, methods=METHODS,
              overwrite=False, on_track=None):
     """Scores `methods` on `tracks`, saving each track's museval JSON as it finishes.
@@ -153,6 +156,7 @@ def evaluate(model, tracks, out, *, spectral=None, model_file=None, mask="subtra
     one_of("mask", mask, MASKS)
     settings = {"mask": mask, "wiener": wiener, "spectral": spectral.to_dict(),
                 "model_sha256": file_digest(model_file) if model_file else None}
+    remove_stale_temporaries(out, depth=2)  # what a killed run left, up to OUT/<method>/<subset>/
     _check_settings(out, settings, overwrite)
     for index, track in enumerate(tracks):
         todo = [m for m in methods if overwrite or not _finished(score_path(out, m, track))]
@@ -226,6 +230,7 @@ def format_table(summary):
     return summary_table(summary).markdown()
 
 
+@holds_lock("out")
 def write_summary(out, summary):
     """`OUT/results.md`, `results.csv` and `results.json`; returns the Markdown table."""
     out = Path(out)

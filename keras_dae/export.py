@@ -11,22 +11,27 @@
     spectrogram      inputs  `magnitudes` float32 `(batch, frames, num_bins)`
                      outputs `vocals`: float32, same shape (the model per frame)
 
-The version is written to a hidden temporary directory beside it and
-renamed into place when complete, so a server watching `BASE/NAME` never
-sees a half-written version.
+The version is written to a hidden temporary directory beside it
+(`.<version>.tmp-<pid>-<random>`, see `keras_dae.atomic`) and renamed into
+place when complete, so a server watching `BASE/NAME` never sees a
+half-written version. An export holds the lock of `BASE/NAME`
+(`keras_dae.locking`) from before it picks the version until the version is
+in place, and first removes the temporaries of killed exports.
 """
 
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
 from keras_dae import spectral as front_end
-from keras_dae.checks import positive_int
+from keras_dae.atomic import make_temporary_directory, remove_stale_temporaries
+from keras_dae.checks import ParameterError, positive_int
+from keras_dae.errors import cannot_write, writing
+from keras_dae.locking import directory_lock
 from keras_dae.separation.core import resolve
 from keras_dae.separation.masks import apply_gain, subtract_gain
 
@@ -103,28 +108,44 @@ def export_model(model, base, *, spectral=None, name="keras_dae", version=None):
 
     Raises:
         ValueError: a bad model, name or version, or a version that already exists.
+        OSError: `base/name` cannot be created, or the disk is full
+            (one line naming it; nothing of the version is left behind).
 
     Example:
 
     >>> export_model("runs/sf", "serving", name="sf")
     PosixPath('serving/sf/1')
     """
-    if not name or "/" in name or name.startswith("."):
-        raise ValueError(f"`name` must be a plain directory name. Received: name={name!r}")
+    if not isinstance(name, str) or not name.strip() or "/" in name or "\0" in name or name.startswith("."):
+        raise ParameterError(
+            "name", f"`name` must be a plain directory name (not empty, no '/', not starting with '.'). "
+                    f"Received: name={name!r}")
     positive_int("version", version, optional=True)
     model, spectral = resolve(model, spectral=spectral)
     directory = Path(base) / name
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"'{directory}' is a file; give another `base` or `name`.")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(cannot_write(error, directory, parameter="base")) from None
+    # One export into BASE/NAME at a time, from before the next version is chosen until it is in place.
+    with directory_lock(directory, parameter="name"):
+        remove_stale_temporaries(directory)  # `.<version>.tmp-<pid>-*` of a killed export
+        # A full disk (`ResourceExhaustedError` from TensorFlow's writer, or OSError): one line naming it.
+        with writing(directory, "export ", parameter="base"):
+            return _write_version(model, spectral, directory, version)
+
+
+def _write_version(model, spectral, directory, version):
+    """`export_model` into `directory` (BASE/NAME), whose lock this process holds."""
     if version is None:
         version = next_version(directory)
     target = directory / str(version)
     if target.exists():
         raise ValueError(f"'{target}' already exists; pick another `version`, or none for the next one.")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OSError(f"cannot create '{directory}': {error.strerror or error}") from None
     archive = build_archive(model, spectral=spectral)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=directory))
+    tmp = make_temporary_directory(directory, str(version))
     try:
         archive.write_out(str(tmp), verbose=False)
         _make_readable(tmp)  # mkdtemp makes it private; a server may run as another user

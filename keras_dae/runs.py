@@ -6,6 +6,8 @@
     RUN/history.csv    one row per finished epoch
     RUN/logs/          TensorBoard
     RUN/backup/        Keras `BackupAndRestore` state while a run is going
+    RUN/.keras-dae.lock   while a `train` writes the run (`keras_dae.locking`):
+                       a second one on RUN is refused
 
 Re-running `train` on a run directory resumes it; a finished run is not
 retrained; a run of another architecture or other spectral settings is
@@ -18,9 +20,11 @@ import json
 import platform
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
 from keras_dae.atomic import atomic_path
+from keras_dae.errors import cannot_write
 
 CONFIG = "config.json"
 MODEL = "model.keras"
@@ -116,7 +120,7 @@ def ensure_writable(directory, label=""):
             tmp.write_text("")
         (directory / ".write-test").unlink()
     except OSError as error:
-        raise ValueError(f"cannot write to {label}'{directory}': {error.strerror or error}.") from None
+        raise ValueError(cannot_write(error, directory, label)) from None
 
 
 def read_csv_rows(path, convert):
@@ -184,6 +188,30 @@ def model_file(path):
     return path / MODEL if path.is_dir() else path
 
 
+def _archive_damage(path):
+    """What is wrong with the `.keras` file `path` as a zip archive (Keras says "File not found"), or None.
+
+    A `.keras` file is a zip archive holding `config.json`; `model.keras`
+    is written atomically, so an empty, truncated or overwritten one was
+    damaged after it was written.
+    """
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            return "it is empty (0 bytes)"
+        if not zipfile.is_zipfile(path):
+            return f"its {size:,} bytes are not a .keras zip archive (damaged, truncated or another format)"
+        with zipfile.ZipFile(path) as archive:
+            if "config.json" not in archive.namelist():
+                return "a zip archive without the config.json of a Keras model"
+            broken = archive.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError) as error:
+        return f"it cannot be read as a zip archive ({getattr(error, 'strerror', None) or error}; damaged or truncated)"
+    if broken is not None:
+        return f"it is damaged (its member {broken} fails its checksum)"
+    return None
+
+
 def load_run_model(path):
     """Loads a trained keras-dae model: a `.keras` file or a run directory.
 
@@ -193,8 +221,9 @@ def load_run_model(path):
         `config.json` beside the file (None if there is none).
 
     Raises:
-        ValueError: no such file, not a Keras model file, or a Keras model
-            that is not one of keras-dae's.
+        ValueError: no such file, an empty, truncated or damaged file (named
+            as such, not as missing), not a Keras model file, or a Keras
+            model that is not one of keras-dae's.
     """
     import keras
 
@@ -205,6 +234,9 @@ def load_run_model(path):
     path = model_file(path)
     if not path.is_file():
         raise ValueError(f"model '{path}' does not exist.")
+    damage = _archive_damage(path)
+    if damage:
+        raise ValueError(f"'{path}' is not a Keras model file: {damage}; train the model again or give another.")
     try:
         model = keras.saving.load_model(path)
     except Exception as error:  # Keras raises many kinds for a file that is not a model
@@ -214,4 +246,23 @@ def load_run_model(path):
         info = describe_model(model)
     except ValueError as error:
         raise ValueError(f"'{path}': {error}") from None
-    return model, info, read_config(path.parent)
+    run_config = read_config(path.parent)
+    _check_run_spectral(run_config, path.parent / CONFIG)
+    return model, info, run_config
+
+
+def _check_run_spectral(run_config, path):
+    """ValueError naming `path` (a run's config.json) if its spectral settings are not valid ones.
+
+    A plain `ValueError`: the settings come from a file, not from the caller
+    (whose own values, combined with them, may raise `ParameterError`).
+    """
+    from keras_dae.spectral import SpectralConfig
+
+    settings = (run_config or {}).get("spectral")
+    if settings is None:
+        return
+    try:
+        SpectralConfig.from_dict(settings)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"'{path}' holds invalid spectral settings ({error}); repair it or train again.") from None

@@ -20,7 +20,7 @@ import json
 import numpy as np
 import tensorflow as tf
 
-from keras_dae.checks import positive_int
+from keras_dae.checks import ParameterError, positive_int
 
 _WINDOWS = {
     "hamming": tf.signal.hamming_window,
@@ -63,24 +63,24 @@ class SpectralConfig:
         for name in ("sample_rate", "window_length", "fft_length", "hop_length", "num_bins"):
             positive_int(name, getattr(self, name))
         if self.window_length > self.fft_length:
-            raise ValueError(
-                "SpectralConfig.window_length must not exceed fft_length. Received: "
+            raise ParameterError(
+                "window_length", "SpectralConfig.window_length must not exceed fft_length. Received: "
                 f"window_length={self.window_length}, fft_length={self.fft_length}"
             )
         if self.hop_length > self.window_length:
-            raise ValueError(
-                "SpectralConfig.hop_length must not exceed window_length (frames would "
+            raise ParameterError(
+                "hop_length", "SpectralConfig.hop_length must not exceed window_length (frames would "
                 f"leave gaps). Received: hop_length={self.hop_length}, "
                 f"window_length={self.window_length}"
             )
         if self.num_bins > self.max_bins:
-            raise ValueError(
-                f"SpectralConfig.num_bins must be at most fft_length // 2 + 1 = {self.max_bins}. "
+            raise ParameterError(
+                "num_bins", f"SpectralConfig.num_bins must be at most fft_length // 2 + 1 = {self.max_bins}. "
                 f"Received: num_bins={self.num_bins}"
             )
         if self.window not in _WINDOWS:
-            raise ValueError(
-                f"SpectralConfig.window must be one of {sorted(_WINDOWS)}. "
+            raise ParameterError(
+                "window", f"SpectralConfig.window must be one of {sorted(_WINDOWS)}. "
                 f"Received: window={self.window!r}"
             )
 

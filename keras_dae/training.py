@@ -19,7 +19,6 @@ import functools
 import logging
 import math
 import os
-import shutil
 from pathlib import Path
 
 import keras
@@ -27,10 +26,10 @@ import numpy as np
 import tensorflow as tf
 
 from keras_dae import runs
-from keras_dae.atomic import atomic_path
+from keras_dae.atomic import atomic_path, remove_stale_temporaries
 from keras_dae.convergence import CONVERGED, DONE, EPOCH_CAP, NAN, RUNNING, ConvergenceStopping, Rule
 from keras_dae.couplings.evolution import CouplingsEvolution
-from keras_dae.checks import one_of, positive_int, positive_number
+from keras_dae.checks import ParameterError, one_of, positive_int, positive_number
 from keras_dae.data.pipeline import musdb_frames
 from keras_dae.distribute import (
     STRATEGIES,
@@ -41,8 +40,11 @@ from keras_dae.distribute import (
     prepare_multiworker,
     worker_id,
 )
-from keras_dae.data.prepare import prepared_frames, read_index
+from keras_dae.data.prepare import cache_errors, prepared_frames, read_index
+from keras_dae.data.readers import call_reading
 from keras_dae.data.tracks import list_tracks, split_track
+from keras_dae.errors import writing
+from keras_dae.locking import clear_directory, directory_lock
 from keras_dae.losses import LOSSES, get_loss
 from keras_dae.models import ARCHITECTURES, build_model
 from keras_dae.optimizers import FusedAdam
@@ -100,8 +102,8 @@ class Settings:
         positive_number("clip_norm", self.clip_norm, optional=True)
         if self.strategy != "default" and self.steps_per_execution > 1:
             # Keras 3's multi-step loop fails under tf.distribute ("You must feed a value for placeholder tensor").
-            raise ValueError(
-                f"steps_per_execution > 1 works only with the default strategy. Received: "
+            raise ParameterError(
+                "steps_per_execution", f"steps_per_execution > 1 works only with the default strategy. Received: "
                 f"steps_per_execution={self.steps_per_execution}, strategy={self.strategy!r}"
             )
 
@@ -254,6 +256,8 @@ class BestModel(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is None or not np.isfinite(value) or value >= self.best:
             return
+        if not np.isfinite((logs or {}).get("loss", 0.0)):
+            return  # an epoch whose training loss went NaN (TerminateOnNaN stops it) is never the best
         self.best = float(value)
         with atomic_path(self.path) as tmp:
             self.model.save(tmp)
@@ -273,7 +277,7 @@ class RunStatus(keras.callbacks.Callback):
 
 
 def _callbacks(run_dir, settings, monitor, chief, worker, record, history, stopping, evolution):
-    best = min((row[monitor] for row in history if monitor in row), default=math.inf)
+    best = min((row[monitor] for row in history if _saveable(row, monitor)), default=math.inf)
     callbacks = [keras.callbacks.TerminateOnNaN()]
     if chief:
         callbacks += [
@@ -390,8 +394,15 @@ def train(
         training loss without validation) and the run directory.
 
     Raises:
-        ValueError: bad settings, no data, or a run directory that holds
-            another kind of run or cannot be written.
+        ValueError: bad settings, no data, a run directory that holds
+            another kind of run or cannot be written, or audio that cannot
+            be read or holds a NaN or Inf sample (the message names the file).
+        RuntimeError: the run stopped on a NaN loss (`config.json` records
+            status `"nan"`; `model.keras` keeps an earlier epoch's model, if
+            any, but the run did not finish), or it ended without any
+            epoch fit to save, so no `model.keras` was written.
+        keras_dae.locking.DirectoryInUse: another process is writing `out`
+            (`train` holds its lock, `keras_dae.locking`, while it runs).
     """
     settings = Settings(
         arch=arch, hidden_size=hidden_size, loss=loss, learning_rate=learning_rate, batch_size=batch_size,
@@ -405,15 +416,33 @@ def train(
     run_dir = Path(out)
     strategy = make_strategy(settings.strategy)
     chief = is_chief(strategy)
+    # Held before the run directory is read or written: only the chief writes the run directory, every
+    # other worker only its own backup (`distribute.backup_dir`).
+    locked = run_dir if chief else backup_dir(run_dir, chief, worker_id(strategy))
+    # A full disk or a read-only file system: one line naming the run directory (`keras_dae.errors`).
+    label = "run directory " if chief else ""
+    with directory_lock(locked, label=label), writing(locked, label):
+        if chief:
+            remove_stale_temporaries(run_dir)
+        return _train(settings, spectral, run_dir, strategy, chief, root=root, is_wav=is_wav, prepared=prepared,
+                      prepared_valid=prepared_valid, overwrite=overwrite, verbose=verbose)
+
+
+def _train(settings, spectral, run_dir, strategy, chief, *, root, is_wav, prepared, prepared_valid, overwrite,
+           verbose):
+    """`train`, holding the lock of what this process writes (the run directory, or a worker's backup)."""
     record = {**dataclasses.asdict(settings), "spectral": spectral.to_dict()}
 
     previous = None if overwrite else runs.read_config(run_dir)
     if previous is not None:
         runs.check_compatible(run_dir, previous, record)
         if previous.get("status") in DONE:
+            if not (run_dir / runs.MODEL).is_file():
+                raise RuntimeError(f"'{run_dir}' holds a finished run but no {runs.MODEL}; "
+                                   "train again with `overwrite=True`.")
             log.info("'%s' is a finished run (%s epochs); add `overwrite=True` to train again",
                      run_dir, previous.get("epochs_completed"))
-            return keras.saving.load_model(run_dir / runs.MODEL), run_dir
+            return runs.load_run_model(run_dir)[0], run_dir  # a damaged model.keras named as such
     if chief:
         runs.prepare_directory(run_dir, overwrite)
 
@@ -422,7 +451,7 @@ def train(
     steps = settings.steps_per_epoch or max(math.ceil(data.frames_per_epoch / settings.batch_size), 1)
     backup = backup_dir(run_dir, chief, worker_id(strategy))
     if overwrite and not chief:
-        shutil.rmtree(backup, ignore_errors=True)  # the chief's prepare_directory clears only its own
+        clear_directory(backup)  # the chief's prepare_directory clears only its own; the lock file stays
     done = runs.backup_epoch(backup)
     # Every worker rebuilds the convergence rule's state from the earlier epochs (a shared run directory).
     history = runs.truncate_history(run_dir, done) if chief else runs.read_history(run_dir)[:done]
@@ -450,7 +479,8 @@ def train(
                                    [row.get(monitor) for row in history])
     evolution = None
     if settings.couplings_every:
-        frames, source = evolution_frames(data, spectral)
+        with cache_errors(prepared, prepared_valid):
+            frames, source = call_reading(evolution_frames, data, spectral)
         record["couplings_evolution"] = {"every": settings.couplings_every, "frames": len(frames), "source": source,
                                          "solver": "lstsq"}
         evolution = CouplingsEvolution(run_dir, frames, spectral, every=settings.couplings_every,
@@ -461,11 +491,12 @@ def train(
     validation_steps = None
     if data.validation is not None and strategy.num_replicas_in_sync == 1:
         validation_steps = max(math.ceil(data.validation_frames / VALIDATION_BATCH), 1)
-    fit = model.fit(
-        training_set, epochs=settings.epochs, steps_per_epoch=steps,
-        validation_data=data.validation, validation_steps=validation_steps,
-        callbacks=callbacks, verbose=verbose, shuffle=False,  # the datasets shuffle themselves
-    )
+    with cache_errors(prepared, prepared_valid):
+        fit = call_reading(
+            model.fit, training_set, epochs=settings.epochs, steps_per_epoch=steps,
+            validation_data=data.validation, validation_steps=validation_steps,
+            callbacks=callbacks, verbose=verbose, shuffle=False,  # the datasets shuffle themselves
+        )
     losses = fit.history.get("loss", [])
     rows = runs.read_history(run_dir) if chief else []
     completed = len(rows) if chief else done + len(losses)
@@ -483,17 +514,42 @@ def train(
             log.warning("'%s' stopped at its epoch cap (%d epochs) without converging by the rule (patience %d, "
                         "min_delta %g); train longer with a larger `epochs`", run_dir, completed, settings.patience,
                         settings.min_delta)
-        if status == NAN:
-            log.warning("training stopped on a NaN loss after %d epochs; see %s", completed, run_dir / runs.HISTORY)
-        if (run_dir / runs.MODEL).is_file():
-            model = keras.saving.load_model(run_dir / runs.MODEL)
+    if status == NAN:
+        raise RuntimeError(_nan_message(run_dir, completed, record, chief))
+    if chief:
+        if not (run_dir / runs.MODEL).is_file():
+            raise RuntimeError(
+                f"training of '{run_dir}' ended after {completed} epochs without a finite {monitor} and no model "
+                f"was saved; check the data for non-finite samples or lower `learning_rate`, then train again "
+                f"with `overwrite=True`."
+            )
+        model = keras.saving.load_model(run_dir / runs.MODEL)
     return model, run_dir
+
+
+def _saveable(row, monitor):
+    """Whether a history row's epoch could be saved as the best: finite `monitor` and training loss."""
+    value, loss = row.get(monitor), row.get("loss", 0.0)
+    return value is not None and np.isfinite(value) and loss is not None and np.isfinite(loss)
+
+
+def _nan_message(run_dir, completed, record, chief):
+    """The error of a run that stopped on a NaN loss: whether `model.keras` holds an earlier epoch's model."""
+    saved = chief and (run_dir / runs.MODEL).is_file()
+    best = record.get("best") or {}
+    if saved and best.get("epoch") and np.isfinite(best.get(record["monitor"], math.nan)):
+        kept = f" ({runs.MODEL} holds the model of epoch {best['epoch']}, from before it)"
+    else:
+        kept = " and no model was saved"
+    return (f"training of '{run_dir}' stopped on a NaN loss in epoch {completed}{kept}; check the data "
+            f"for non-finite samples or lower `learning_rate`, then train again with `overwrite=True`.")
 
 
 def _monitored(rows, monitor):
     """`{"best": {monitor, epoch}, "last": {monitor, epoch}}` of the history rows (empty without rows)."""
     values = [(row["epoch"] + 1, row[monitor]) for row in rows if row.get(monitor) is not None]
-    finite = [(epoch, value) for epoch, value in values if np.isfinite(value)]
+    # The best is what `BestModel` saves: a finite value of an epoch whose training loss was finite too.
+    finite = [(row["epoch"] + 1, row[monitor]) for row in rows if _saveable(row, monitor)]
     if not values:
         return {}
     best = min(finite, key=lambda item: item[1]) if finite else values[-1]

@@ -89,8 +89,9 @@ def test_ridge_shrinks_and_bad_arguments_are_refused():
     plain = lstsq_couplings(frames, targets)
     ridged = lstsq_couplings(frames, targets, ridge=1.0)
     assert np.linalg.norm(ridged) < np.linalg.norm(plain)
-    with pytest.raises(ValueError, match="ridge must be >= 0"):
-        lstsq_couplings(frames, targets, ridge=-1)
+    for ridge in (-1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="ridge must be non-negative and finite"):
+            lstsq_couplings(frames, targets, ridge=ridge)
     with pytest.raises(ValueError, match="no frames"):
         lstsq_couplings(frames[:0], targets[:0])
     with pytest.raises(ValueError, match="Unknown solver"):

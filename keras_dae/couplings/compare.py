@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_dae.atomic import atomic_path
+from keras_dae.atomic import atomic_path, remove_stale_temporaries
 from keras_dae.couplings import figures
 from keras_dae.couplings.examine import COUPLINGS, METRICS
+from keras_dae.locking import holds_lock
 from keras_dae.spectral import SpectralConfig
 from keras_dae.tables import Table
 
@@ -57,11 +58,13 @@ def comparison_table(records):
     return Table(header, rows, align=("left",) * len(header))
 
 
+@holds_lock("out")
 def compare(directories, out, *, formats=("png",)):
     """Draws the couplings of several `examine` outputs side by side and writes a table.
 
     Writes `out/comparison.png` (one shared colour scale), `comparison.md`
-    and `comparison.csv`. Returns the markdown table.
+    and `comparison.csv`, holding the lock of `out` (`keras_dae.locking`).
+    Returns the markdown table.
     """
     if len(directories) < 2:
         raise ValueError(
@@ -78,7 +81,7 @@ def compare(directories, out, *, formats=("png",)):
         matrices[name], records[name] = matrix, record
         configs[name] = SpectralConfig.from_dict(record["spectral"])
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)  # what a killed run left (this call holds the lock of `out`)
     notes = {
         name: [f"diag. energy {record['couplings']['diagonal_energy_ratio']:.3f} "
                f"(calibration {record['trust']['calibration']['diagonal_energy_ratio']:.3f})",

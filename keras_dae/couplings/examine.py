@@ -30,11 +30,12 @@ import keras
 import numpy as np
 
 from keras_dae import runs
-from keras_dae.atomic import atomic_path
+from keras_dae.atomic import atomic_path, remove_stale_temporaries
 from keras_dae.couplings import figures, metrics
 from keras_dae.couplings.jacobian import mean_jacobian
 from keras_dae.couplings.references import calibration
 from keras_dae.couplings.solver import SCHEDULES, solve, teacher_outputs
+from keras_dae.locking import holds_lock
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ def _prepare_out(out, overwrite):
     if (out / METRICS).exists() and not overwrite:
         raise ValueError(f"'{out}' already holds couplings ({METRICS}); choose another `out` or add `overwrite=True`.")
     runs.ensure_writable(out)
+    remove_stale_temporaries(out)  # what a killed run left (the caller holds the lock of `out`)
     return out
 
 
@@ -143,6 +145,7 @@ def _draw(matrix, spectral, out, stem, label, notes, formats):
     return written
 
 
+@holds_lock("out")
 def examine(model_path, out, frame_set, *, spectral=None, loaded=None, solver="fit", schedule="fast", loss="l1",
             ridge=0.0, epochs=None, jacobian=False, jacobian_frames=JACOBIAN_FRAMES, formats=("png",), seed=0,
             overwrite=False, verbose=0):
@@ -167,6 +170,10 @@ def examine(model_path, out, frame_set, *, spectral=None, loaded=None, solver="f
 
     Returns:
         dict, the contents of metrics.json.
+
+    Raises:
+        keras_dae.locking.DirectoryInUse: another process is writing `out`
+            (`examine` holds its lock while it runs).
 
     Example:
 

@@ -39,7 +39,7 @@ import scipy.linalg
 from keras import ops
 
 from keras_dae import tracing
-from keras_dae.checks import one_of, positive_int
+from keras_dae.checks import non_negative_number, one_of, positive_int
 from keras_dae.optimizers import FusedAdam
 
 tracing.install()
@@ -131,8 +131,10 @@ class NeuralCouplings(keras.Model):
 
 
 def teacher_outputs(teacher, frames, verbose=0):
-    """`f(x)` for every frame: the frozen teacher's predictions, float32."""
+    """`f(x)` for every frame: the frozen teacher's predictions, float32 (none for no frames)."""
     frames = np.asarray(frames, np.float32)
+    if not len(frames):  # Keras' `predict` fails on zero frames (UnboundLocalError in Keras 3.15)
+        return np.zeros((0, *teacher.compute_output_shape((None, *frames.shape[1:]))[1:]), np.float32)
     return np.asarray(teacher.predict(frames, batch_size=TARGET_BATCH, verbose=verbose), np.float32)
 
 
@@ -148,8 +150,7 @@ def lstsq_couplings(frames, targets, ridge=0.0):
     x = np.asarray(frames, np.float64)
     y = np.asarray(targets, np.float64)
     _check_pair(x, y)
-    if ridge < 0:
-        raise ValueError(f"ridge must be >= 0. Received: ridge={ridge!r}")
+    non_negative_number("ridge", ridge)
     gram = x.T @ x
     if ridge > 0:
         gram[np.diag_indices_from(gram)] += ridge * np.trace(gram) / len(gram)

@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from keras_dae.atomic import atomic_path
+from keras_dae.atomic import atomic_path, remove_stale_temporaries
 from keras_dae.checks import non_negative_int, positive_int, positive_number
 from keras_dae.data.example import SOURCES, load_example
 from keras_dae.data.synthetic import synthesize_track
+from keras_dae.locking import directory_lock
 
 CLIP_GAINS = (0.5, 1.5)  # range of the random gain of each clip source
 MAX_PEAK = 0.99
@@ -69,13 +70,15 @@ def write_demo_musdb(out, num_train=6, num_test=2, seconds=30.0, seed=0, num_val
     clip = load_example()
     track_dirs = []
     kinds = (("train", "demo", num_train), ("test", "demo", num_test), ("train", "demo-valid", num_valid))
-    for kind_index, (subset, prefix, count) in enumerate(kinds):
-        for index in range(count):
-            sources = demo_track(clip, seconds, seed=(int(seed), 100 + kind_index, index))
-            mixture = sources["vocals"] + sources["drums"] + sources["bass"] + sources["other"]
-            track_dir = Path(out) / subset / f"{prefix}-{index:03d}"
-            for name, audio in [*sources.items(), ("mixture", mixture)]:
-                with atomic_path(track_dir / f"{name}.wav") as tmp:
-                    soundfile.write(tmp, audio, clip.rate, subtype="FLOAT", format="WAV")
-            track_dirs.append(track_dir)
+    with directory_lock(out):  # one writer at a time; a killed writer's temporaries go
+        remove_stale_temporaries(out, depth=2)
+        for kind_index, (subset, prefix, count) in enumerate(kinds):
+            for index in range(count):
+                sources = demo_track(clip, seconds, seed=(int(seed), 100 + kind_index, index))
+                mixture = sources["vocals"] + sources["drums"] + sources["bass"] + sources["other"]
+                track_dir = Path(out) / subset / f"{prefix}-{index:03d}"
+                for name, audio in [*sources.items(), ("mixture", mixture)]:
+                    with atomic_path(track_dir / f"{name}.wav") as tmp:
+                        soundfile.write(tmp, audio, clip.rate, subtype="FLOAT", format="WAV")
+                track_dirs.append(track_dir)
     return track_dirs

@@ -17,14 +17,18 @@ The cache holds fixed, unaugmented frames (remixing and gains act on
 waveforms, so they need the streaming pipeline).
 
 Shards are written under a temporary name and renamed when whole; re-running
-skips shards whose sidecar matches. `worker_index`/`num_workers` give track
-`i` to worker `i % num_workers`, so several machines can prepare one
-directory together; each rewrites `index.json` when it finishes.
+skips shards whose sidecar matches (and removes the temporaries a killed run
+left, `atomic.remove_stale_temporaries`). `worker_index`/`num_workers` give
+track `i` to worker `i % num_workers`, so several machines can prepare one
+directory together; each rewrites `index.json` when it finishes. One
+preparation holds the directory's lock (`keras_dae.locking`); workers share
+it, each holding its own part (`worker-I`) alone.
 
 Size: 2 x 4 x num_bins bytes per frame, about 6.5 GB per hour of audio at the
 default 2049 bins.
 """
 
+import contextlib
 import json
 import logging
 import re
@@ -35,10 +39,13 @@ import numpy as np
 import tensorflow as tf
 
 from keras_dae import spectral as front_end
-from keras_dae.atomic import atomic_path
+from keras_dae.atomic import atomic_path, remove_stale_temporaries
 from keras_dae.checks import non_negative_int, positive_int
 from keras_dae.data.example import SOURCES
+from keras_dae.data.readers import iterate_reading
 from keras_dae.data.tracks import read_track
+from keras_dae.errors import tensorflow_detail, writing
+from keras_dae.locking import directory_lock
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +109,8 @@ def track_frames(track, *, spectral=None):
 
     dataset = tf.data.Dataset.from_tensor_slices(np.array(firsts, np.int64))
     dataset = dataset.map(spectra, num_parallel_calls=2, deterministic=True).prefetch(1)
-    yield from dataset.as_numpy_iterator()
+    # A source's error (e.g. a NaN sample, `read_track`) as its one-line ValueError, not TensorFlow's.
+    yield from iterate_reading(dataset.as_numpy_iterator())
 
 
 def _records(mixture, vocals):
@@ -268,6 +276,8 @@ def prepare_dataset(
     Raises:
         ValueError: bad worker settings, tracks at another sample rate, or an
             existing cache that does not match.
+        keras_dae.locking.DirectoryInUse: another process is preparing `out`
+            (or, with several workers, this worker's part of it).
     """
     if not tracks:
         raise ValueError("prepare_dataset needs at least one track.")
@@ -286,8 +296,25 @@ def prepare_dataset(
     directory = Path(out)
     if directory.exists() and not directory.is_dir():
         raise ValueError(f"`out` '{directory}' is a file; give a directory.")
-    directory.mkdir(parents=True, exist_ok=True)
     planned = _planned(tracks)
+    with contextlib.ExitStack() as locks:
+        if num_workers == 1:
+            locks.enter_context(directory_lock(directory))
+            remove_stale_temporaries(directory)
+        else:
+            # The workers of one cache share its directory; each holds its own part (its shards) alone.
+            locks.enter_context(directory_lock(directory, shared=True))
+            locks.enter_context(directory_lock(directory, part=f"worker-{worker_index}"))
+            mine = [name for position, (name, _) in enumerate(planned) if position % num_workers == worker_index]
+            remove_stale_temporaries(directory, finals={f"{name}{suffix}" for name in mine
+                                                        for suffix in (".tfrecord", ".json")})
+        with writing(directory, "frame cache "):  # a full disk: one line naming the cache
+            return _write_cache(directory, planned, spectral, worker_index, num_workers, selection, overwrite,
+                                progress)
+
+
+def _write_cache(directory, planned, spectral, worker_index, num_workers, selection, overwrite, progress):
+    """`prepare_dataset` in `directory`, whose lock (or this worker's part of it) this process holds."""
     if overwrite:
         _remove_previous(directory)
     else:
@@ -336,9 +363,15 @@ def read_index(directory, *, spectral=None):
             f"'{directory}' is not a prepared dataset (no {INDEX}); create one with keras-dae prepare."
         )
     index = _read_json(path)
-    if index.get("format") != FORMAT or index.get("version") != FORMAT_VERSION:
+    if not isinstance(index, dict) or index.get("format") != FORMAT or index.get("version") != FORMAT_VERSION:
         raise ValueError(f"'{path}' is not a keras-dae frame cache of version {FORMAT_VERSION}.")
-    cached = front_end.SpectralConfig.from_dict(index["spectral"])
+    try:  # a damaged index: a plain ValueError naming it (not a `ParameterError`, which is about an option)
+        cached = front_end.SpectralConfig.from_dict(index["spectral"])
+        if not all(isinstance(shard, dict) and {"name", "file", "track"} <= shard.keys() for shard in index["shards"]):
+            raise ValueError("a shard entry without its name, file and track")
+    except (KeyError, TypeError, ValueError) as error:
+        detail = f"no {error}" if isinstance(error, KeyError) else str(error).strip().splitlines()[0]
+        raise ValueError(f"'{path}' is damaged ({detail}); prepare the cache again.") from None
     if spectral is not None and cached != spectral:
         raise ValueError(
             f"'{directory}' was prepared with other spectral settings "
@@ -387,10 +420,67 @@ def iter_shards(directory, *, spectral=None):
     parse = _parser(index["spectral_config"].num_bins)
     empty = np.zeros((0, index["spectral_config"].num_bins), np.float32)
     for shard, path in zip(index["shards"], index["files"]):
-        pairs = list(tf.data.TFRecordDataset(path).map(parse).as_numpy_iterator())
+        pairs = _read_shard(directory, path, parse)
         mixture = np.concatenate([empty] + [m for m, _ in pairs])
         vocals = np.concatenate([empty] + [v for _, v in pairs])
         yield shard["name"], mixture, vocals
+
+
+# What reading a damaged shard raises: a record whose checksum fails (DataLossError, "corrupted record at N"),
+# a record that does not parse or has another shape (InvalidArgumentError), a shard gone (NotFoundError).
+_DAMAGE = (tf.errors.DataLossError, tf.errors.InvalidArgumentError, tf.errors.NotFoundError)
+
+
+def _read_shard(directory, path, parse):
+    """The `(mixture, vocals)` records of the shard `path` of the cache `directory`; ValueError if damaged."""
+    try:
+        return list(tf.data.TFRecordDataset(path).map(parse).as_numpy_iterator())
+    except _DAMAGE as error:
+        raise ValueError(damaged_shard_message(directory, path, error)) from None
+
+
+def damaged_shard_message(directory, path, error):
+    """The one line for the shard `path` of the cache `directory` that cannot be read (`error`)."""
+    name = Path(path).name
+    stem = name.removesuffix(".tfrecord")
+    return (f"prepared dataset '{directory}' has a damaged shard '{name}' ({tensorflow_detail(error)[:120]}); "
+            f"delete {name} and {stem}.json there and run keras-dae prepare again to rewrite it.")
+
+
+def check_shards(directory, *, spectral=None):
+    """Reads every record of a prepared cache: ValueError naming the first damaged shard, if any.
+
+    Checks the cache like `read_index` first. `tf.data` reports a damaged
+    record (`DataLossError: corrupted record at 12`) without the file it is
+    in; `cache_errors` calls this to find it.
+    """
+    index = read_index(directory, spectral=spectral)
+    parse = _parser(index["spectral_config"].num_bins)
+    for path in index["files"]:
+        try:
+            for _ in tf.data.TFRecordDataset(path).map(parse):
+                pass
+        except _DAMAGE as error:
+            raise ValueError(damaged_shard_message(directory, path, error)) from None
+
+
+@contextlib.contextmanager
+def cache_errors(*directories):
+    """Turns an error reading frame caches inside `tf.data` into a ValueError naming the damaged shard.
+
+    For a block that consumes `prepared_frames` of `directories` (`model.fit`):
+    on a `tf.errors.OpError` that a damaged shard raises, reads the caches'
+    shards again (`check_shards`) and raises the error naming the first
+    damaged one. Otherwise (None entries are skipped, and when every shard
+    reads fine) the original error goes on.
+    """
+    try:
+        yield
+    except _DAMAGE:
+        for directory in directories:
+            if directory is not None:
+                check_shards(directory)
+        raise
 
 
 def prepared_frames(

@@ -21,12 +21,24 @@ float32, integer PCM scaled by `1 / 2**(bits - 1)` to `[-1, 1)`.
 Supported files: WAV (16- or 24-bit PCM, 32-bit float) and FLAC (16- or
 24-bit). tensorflow-io takes any 32-bit WAV for float, so it misreads 32-bit
 integer PCM WAV; soundfile reads that too.
+
+Non-finite samples: integer PCM (every FLAC, and MUSDB18-HQ's WAVs) cannot
+hold NaN or Inf, but a float WAV can, and one NaN turns a whole training
+run's loss into NaN. Every excerpt read here is checked as it is read (both
+backends; `check_finite`), and a non-finite sample raises an error naming
+the file and the sample, so the check costs no extra pass over the data.
+Listing tracks (`keras_dae.data.tracks.list_tracks`) reads headers only and
+does not look at samples. Inside a `tf.data` pipeline the error arrives as a
+`tf.errors.OpError`; `data_error` recovers its one-line message.
 """
 
 import functools
+import gc
 import logging
 import os
+import re
 import tempfile
+import traceback
 import warnings
 
 import numpy as np
@@ -49,6 +61,107 @@ def _one_line(error):
     """`Type: last line of the message`, for a log line or an error message."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return f"{type(error).__name__}: {lines[-1] if lines else ''}"
+
+
+NON_FINITE = "holds non-finite samples (NaN or Inf)"
+FINITE_ONLY = "keras-dae trains and evaluates on finite audio only: repair or remove the file."
+
+
+def check_finite(audio, path, start=0, stream=None):
+    """`audio` (samples first) if every sample is finite; a ValueError naming `path` otherwise.
+
+    Args:
+        audio: array `(samples[, channels])` read from `path`.
+        path: the file, named in the message.
+        start: int, the file's sample at which `audio` begins (the message
+            gives the first bad sample's position in the file).
+        stream: str or None, the stream of a multi-stream file (e.g. `"vocals"`).
+    """
+    finite = np.isfinite(audio)
+    if finite.all():
+        return audio
+    bad = ~finite if finite.ndim == 1 else ~finite.reshape(len(finite), -1).all(axis=1)
+    where = f" ({stream} stream)" if stream else ""
+    raise ValueError(
+        f"audio file '{path}'{where} {NON_FINITE}, the first at sample {int(start) + int(np.argmax(bad))}; "
+        + FINITE_ONLY
+    )
+
+
+_RAISED = re.compile(r"^ValueError: (.+)$")  # what the readers raise in `tf.numpy_function`
+
+
+def data_error(error):
+    """The one-line message of a reader's error raised inside `tf.data`, or None.
+
+    A `ValueError` raised in a `tf.numpy_function` (the soundfile backend,
+    `.stem.mp4` reading) and a failed `tf.debugging.Assert` naming an audio
+    file (tensorflow-io) reach the caller as a `tf.errors.OpError` whose
+    message holds a traceback; this picks out the original line.
+    """
+    lines = [line.strip() for line in str(getattr(error, "message", None) or error).splitlines()]
+    for line in reversed(lines):
+        match = _RAISED.match(line)
+        if match and "'" in match.group(1):  # the readers' messages name a file in quotes
+            return match.group(1)
+    for line in lines:
+        if "assertion failed:" in line and "audio file" in line:
+            # tf.debugging.Assert's data, each in brackets: [audio file] [PATH] [what].
+            parts = [part.strip() for part in re.findall(r"\[([^\]]*)\]", line.split("assertion failed:", 1)[1])]
+            if len(parts) == 3 and parts[0] == "audio file":
+                advice = f"; {FINITE_ONLY}" if parts[2] == NON_FINITE else ""
+                return f"audio file '{parts[1]}' {parts[2]}{advice}"
+            return " ".join(parts)
+    return None
+
+
+def _released(error):
+    """`data_error(error)` after dropping what the error's traceback holds of the failed pipeline.
+
+    Its iterator is held by the traceback's frames and reference cycles. Left
+    to the interpreter's exit, destroying it waits for map calls into Python
+    that can no longer run, and the process hangs after printing the error;
+    released here (and collected by the caller), it is destroyed while
+    Python still runs.
+    """
+    message = data_error(error)
+    if message is not None:
+        logger.debug("the data pipeline failed: %s", error)
+        traceback.clear_frames(error.__traceback__)
+    return message
+
+
+def call_reading(function, *args, **kwargs):
+    """`function(*args, **kwargs)` (which consumes a `tf.data` pipeline that reads audio, e.g.
+    `model.fit`), with a reader's error in it (a NaN sample, an unreadable file) raised as its
+    one-line `ValueError` (`data_error`); other errors go on unchanged."""
+    try:
+        return function(*args, **kwargs)
+    except tf.errors.OpError as error:
+        message = _released(error)
+        if message is None:
+            raise
+    gc.collect()
+    raise ValueError(message)  # outside the except block: no reference to the OpError
+
+
+def iterate_reading(iterable):
+    """Yields from `iterable` (a `tf.data` pipeline that reads audio) as `call_reading` calls."""
+    iterator = iter(iterable)
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        except tf.errors.OpError as error:
+            message = _released(error)
+            if message is None:
+                raise
+            break
+        yield item
+    del iterator
+    gc.collect()
+    raise ValueError(message)
 
 
 @functools.cache
@@ -184,7 +297,7 @@ def _read_soundfile(path, start, num_samples):
             )
         except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
             raise ValueError(f"cannot read audio file '{path}': {error}") from None
-        return audio
+        return check_finite(audio, path, start)
 
     return tf.numpy_function(read, [path, start], tf.float32, name="soundfile_read")
 
@@ -208,7 +321,8 @@ def read_excerpt(path, start, num_samples, channels):
     Raises:
         ValueError: if `num_samples` or `channels` is not a positive int.
         tf.errors.InvalidArgumentError: when run, if `start` is negative, the
-            file has another number of channels, or the file cannot be read
+            file has another number of channels, the excerpt holds a NaN or
+            Inf sample (`data_error` gives the message), or the file cannot be read
             (tensorflow-io reports a missing file as `tf.errors.NotFoundError`).
 
     Example:
@@ -232,6 +346,10 @@ def read_excerpt(path, start, num_samples, channels):
     if backend() == "tensorflow-io":
         audio = _read_tfio(path, start, num_samples)
         audio = tf.pad(audio, [[0, num_samples - tf.shape(audio)[0]], [0, 0]])
+        # The soundfile backend checks in `check_finite`; here a graph assertion (see `data_error`).
+        finite = tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(audio)), ["audio file", path, NON_FINITE])
+        with tf.control_dependencies([finite]):
+            audio = tf.identity(audio)
     else:
         audio = _read_soundfile(path, start, num_samples)
     check = tf.debugging.Assert(

@@ -15,16 +15,21 @@ real singing voice separation.
 MUSDB18's `<subset>/<track>.stem.mp4` files, which `musdb.DB(root)` reads.
 """
 
+import errno
 import numbers
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import soundfile
 
-from keras_dae.atomic import atomic_path
-from keras_dae.checks import non_negative_int, one_of, positive_int, positive_number
+from keras_dae.atomic import atomic_path, remove_stale_temporaries
+from keras_dae.checks import ParameterError, non_negative_int, one_of, positive_int, positive_number
 from keras_dae.data.example import SOURCES, import_stempeg  # SOURCES in MUSDB order: drums, bass, other, vocals
 from keras_dae.data.tracks import STEM_IDS, SUBSETS
+from keras_dae.errors import disk_error, size_text, writing
+from keras_dae.locking import directory_lock
 
 # The stream order of MUSDB18's `.stem.mp4` files (musdb's `stem_ids`).
 STEM_ORDER = ("mixture",) + tuple(sorted(STEM_IDS, key=STEM_IDS.get))
@@ -278,6 +283,7 @@ def synthesize_track(seconds, rate=44100, seed=0):
 
     Raises:
         ValueError: if an argument is out of range.
+        MemoryError: the track does not fit in this machine's memory.
 
     Example:
 
@@ -290,9 +296,10 @@ def synthesize_track(seconds, rate=44100, seed=0):
     sequence = _seed_sequence(seed)
     num_samples = int(round(seconds * rate))
     if num_samples < 1:
-        raise ValueError(
-            f"`seconds` must last at least one sample at rate={rate}. Received: seconds={seconds}"
+        raise ParameterError(
+            "seconds", f"`seconds` must last at least one sample at rate={rate}. Received: seconds={seconds}"
         )
+    _check_memory(num_samples, seconds, rate)
     # One generator per source, so that changing one source's synthesis does
     # not change the others.
     score_seed, *source_seeds = sequence.spawn(1 + len(SOURCES))
@@ -308,6 +315,43 @@ def synthesize_track(seconds, rate=44100, seed=0):
     peak = np.abs(sum(sources.values())).max()
     scale = min(1.0, MAX_PEAK / peak) if peak > 0 else 1.0
     return {name: (audio * scale).astype(np.float32) for name, audio in sources.items()}
+
+
+# Peak bytes per sample of `synthesize_track` (measured: 120) and of writing its mixture beside it.
+BYTES_PER_SAMPLE = 128
+
+
+def _physical_memory():
+    """Bytes of physical memory, or None if the system does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _check_memory(num_samples, seconds, rate):
+    """A `MemoryError` naming `seconds` if one track cannot fit in this machine's memory (it is made whole)."""
+    needed, memory = num_samples * BYTES_PER_SAMPLE, _physical_memory()
+    if memory is not None and needed > memory:
+        raise MemoryError(
+            f"a synthetic track of {seconds:g} s at {rate} Hz needs about {size_text(needed)} of memory, more "
+            f"than this machine's {size_text(memory)} (each track is made whole); use a shorter `seconds`."
+        )
+
+
+def _check_disk(out, num_tracks, seconds, rate):
+    """An `OSError` (ENOSPC) naming `out` if the tracks cannot fit on its file system, before writing any."""
+    needed = num_tracks * (len(SOURCES) + 1) * int(round(seconds * rate)) * 2 * 4  # float32 stereo WAVs
+    existing = next((path for path in [Path(out), *Path(out).absolute().parents] if path.is_dir()), None)
+    if existing is None:
+        return
+    free = shutil.disk_usage(existing).free
+    if needed > free:
+        raise disk_error(
+            f"{num_tracks} synthetic track{'s' if num_tracks > 1 else ''} of {seconds:g} s need about "
+            f"{size_text(needed)} but '{existing}' has {size_text(free)} free; write fewer or shorter tracks, "
+            "or choose another `out`.", errno.ENOSPC
+        )
 
 
 def write_synthetic_musdb(out, num_tracks, seconds, rate=44100, seed=0, subset="train"):
@@ -335,6 +379,9 @@ def write_synthetic_musdb(out, num_tracks, seconds, rate=44100, seed=0, subset="
 
     Raises:
         ValueError: if an argument is out of range.
+        MemoryError: a track of `seconds` does not fit in memory (one line).
+        OSError: the disk is full (one line naming `out`).
+        keras_dae.locking.DirectoryInUse: another process is writing `out`.
 
     Example:
 
@@ -347,16 +394,21 @@ def write_synthetic_musdb(out, num_tracks, seconds, rate=44100, seed=0, subset="
     positive_int("rate", rate)
     non_negative_int("seed", seed)
     one_of("subset", subset, SUBSETS)
+    _check_memory(int(round(seconds * rate)), seconds, rate)
+    _check_disk(out, num_tracks, seconds, rate)
     width = max(3, len(str(num_tracks - 1)))
     track_dirs = []
-    for index in range(num_tracks):
-        sources = synthesize_track(seconds, rate=rate, seed=(int(seed), SUBSETS.index(subset), index))
-        mixture = sources["vocals"] + sources["drums"] + sources["bass"] + sources["other"]
-        track_dir = Path(out) / subset / f"synthetic-{index:0{width}d}"
-        for name, audio in [*sources.items(), ("mixture", mixture)]:
-            with atomic_path(track_dir / f"{name}.wav") as tmp:
-                soundfile.write(tmp, audio, rate, subtype="FLOAT", format="WAV")
-        track_dirs.append(track_dir)
+    # One writer of `out` at a time; the temporaries of a killed writer (`<subset>/<track>/.*.tmp-*.wav`) go.
+    with directory_lock(out), writing(out, "synthetic tracks in "):
+        remove_stale_temporaries(out, depth=2)
+        for index in range(num_tracks):
+            sources = synthesize_track(seconds, rate=rate, seed=(int(seed), SUBSETS.index(subset), index))
+            mixture = sources["vocals"] + sources["drums"] + sources["bass"] + sources["other"]
+            track_dir = Path(out) / subset / f"synthetic-{index:0{width}d}"
+            for name, audio in [*sources.items(), ("mixture", mixture)]:
+                with atomic_path(track_dir / f"{name}.wav") as tmp:
+                    soundfile.write(tmp, audio, rate, subtype="FLOAT", format="WAV")
+            track_dirs.append(track_dir)
     return track_dirs
 
 
@@ -407,6 +459,9 @@ def convert_to_stems(root, out, subsets=("train",)):
             # that keeps the sample rate and stem names of its first call.
             writer = stempeg.StreamsWriter(codec="aac", bitrate=256000, stem_names=list(STEM_ORDER))
             with atomic_path(path) as tmp:
-                stempeg.write_stems(str(tmp), np.stack(stems), sample_rate=rates.pop(), writer=writer)
+                # Absolute: stempeg puts the output path last on ffmpeg's command line, where a
+                # relative name beginning with `-` would be read as an option.
+                stempeg.write_stems(str(Path(tmp).absolute()), np.stack(stems), sample_rate=rates.pop(),
+                                    writer=writer)
             written.append(path)
     return written

@@ -5,6 +5,14 @@ its 14-track validation split apply) and returns light `TrackInfo` records:
 where each source lives, its sample rate, length and channel count. Audio is
 read later, excerpt by excerpt, by the tf.data pipeline (`pipeline.py`).
 
+Listing reads headers only (ffprobe for a `.stem.mp4`), so it cannot see NaN
+or Inf samples, which a float WAV (or a decoded stream) may hold; reading
+whole files to look for them would cost a pass over the whole data set
+before every run. Instead every read checks the samples it reads
+(`read_track` here, `readers.read_excerpt` in the pipeline) and raises a
+one-line error naming the file and the first bad sample: training (through
+the pipeline), `prepare` and `evaluate` all stop on it, before any NaN loss.
+
 With no root at all (no argument, no `MUSDB_PATH`), the embedded example is
 used: the real 6-second MUSDB18 excerpt in the stempeg wheel.
 """
@@ -19,7 +27,7 @@ import soundfile
 
 from keras_dae.checks import one_of
 from keras_dae.data.example import EXAMPLE_TRACK, SOURCES, import_stempeg
-from keras_dae.data.readers import audio_info
+from keras_dae.data.readers import audio_info, check_finite
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +124,11 @@ def _wav_track(name, subset, paths):
 def _stem_track(name, subset, path):
     """TrackInfo of a MUSDB18 `.stem.mp4`, checking its streams."""
     stempeg = import_stempeg()
+    # Absolute: stempeg puts the path last on ffprobe's command line, where a relative name
+    # beginning with `-` would be read as an option.
+    path = os.path.abspath(path)
     try:
-        info = stempeg.Info(str(path))
+        info = stempeg.Info(path)
         num_streams = info.nb_audio_streams
     except Exception as error:  # ffprobe failures surface as several exception types
         raise ValueError(f"cannot read '{path}': {error}") from None
@@ -209,7 +220,9 @@ def list_tracks(root=None, is_wav=False, subsets="train", split=None):
     Raises:
         ValueError: a root that does not exist or holds no tracks, a bad
             subset or split, or a track with a missing, unreadable, empty or
-            mismatched source (the message names the file).
+            mismatched source (the message names the file). Samples are not
+            read here: NaN or Inf samples are caught when they are read
+            (see the module docstring).
     """
     subsets = (subsets,) if isinstance(subsets, str) else tuple(subsets)
     for subset in subsets:
@@ -231,7 +244,8 @@ def list_tracks(root=None, is_wav=False, subsets="train", split=None):
     import_stempeg()  # musdb imports stempeg: give the clear ffmpeg message first
     import musdb
 
-    database = musdb.DB(root=str(root), is_wav=is_wav, subsets=list(subsets), split=split)
+    # An absolute root gives absolute track paths: no file name handed to ffmpeg/ffprobe begins with `-`.
+    database = musdb.DB(root=os.path.abspath(root), is_wav=is_wav, subsets=list(subsets), split=split)
     tracks = []
     for track in database.tracks:
         if is_wav:
@@ -265,6 +279,10 @@ def read_track(track, start=0, num_samples=None):
 
     Returns:
         float32 array `(len(SOURCES), num_samples, 2)`.
+
+    Raises:
+        ValueError: a source holds a NaN or Inf sample in the part read
+            (the message names the file, and the stream of a `.stem.mp4`).
     """
     start = int(start)
     if num_samples is None:
@@ -277,7 +295,7 @@ def read_track(track, start=0, num_samples=None):
     if track.is_stem:
         stempeg = import_stempeg()
         stems, _ = stempeg.read_stems(
-            track.paths[0],
+            os.path.abspath(track.paths[0]),  # never a name beginning with `-` (see `_stem_track`)
             start=(track.offset + start) / track.rate,
             duration=available / track.rate,
             stem_id=list(track.stem_ids),
@@ -285,11 +303,14 @@ def read_track(track, start=0, num_samples=None):
             always_3d=True,
         )
         audio = stems[:, :available]
+        for source, samples in zip(SOURCES, audio):
+            check_finite(samples, track.paths[0], track.offset + start, stream=source)
         out[:, : audio.shape[1]] = audio if audio.shape[2] == 2 else audio[..., :1]
         return out
     for index, path in enumerate(track.paths):
         audio, _ = soundfile.read(
             path, start=track.offset + start, frames=available, dtype="float32", always_2d=True
         )
+        check_finite(audio, path, track.offset + start)
         out[index, : audio.shape[0]] = audio if audio.shape[1] == 2 else audio[:, :1]
     return out

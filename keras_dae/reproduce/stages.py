@@ -30,9 +30,10 @@ import logging
 import os
 from pathlib import Path
 
-from keras_dae.atomic import atomic_path
+from keras_dae.atomic import atomic_path, remove_stale_temporaries
 from keras_dae.checks import one_of
 from keras_dae.data.demo import write_demo_musdb
+from keras_dae.locking import holds_lock
 from keras_dae.reproduce.finding import ARCHS, finding, trend
 from keras_dae.reproduce.report import Results, write_report
 
@@ -108,6 +109,7 @@ class _Stages:
             tmp.write_text(json.dumps(self.state, indent=2))
 
 
+@holds_lock("out")
 def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0):
     """Runs every stage (skipping finished ones) and writes `OUT/report.md`.
 
@@ -120,6 +122,12 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
 
     Returns:
         `(verdict, sentence)`, see `finding`.
+
+    Raises:
+        keras_dae.locking.DirectoryInUse: another process is writing `out`. A
+            reproduction holds the lock of `out` while it runs, and each stage
+            that writes a directory of its own (`OUT/data`, `OUT/runs/<arch>`,
+            `OUT/couplings/<arch>`, `OUT/eval/<arch>`, ...) its lock too.
     """
     from keras_dae import couplings, evaluation, runs, training
     from keras_dae.couplings import evolution
@@ -140,6 +148,9 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
     if not demo:  # a bad root is reported before anything is written
         test_tracks = list_tracks(root, is_wav=is_wav, subsets="test")
     out.mkdir(parents=True, exist_ok=True)
+    # What a killed run left in OUT and its folders (stages.json, reports, per-bin scores); the stages' own
+    # directories (OUT/runs/<arch>, OUT/couplings/<arch>, ...) are cleaned by the stage, under its own lock.
+    remove_stale_temporaries(out, depth=1)
     stages = _Stages(out, json.loads(json.dumps(settings)))  # as stages.json holds them (tuples as lists)
     if demo:
         root, is_wav = out / DEMO_DATA, True

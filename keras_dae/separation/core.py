@@ -17,6 +17,21 @@ context). The vocals take the mixture's phase; bins above the model's
 chunk, so with `wiener` the chunk size is part of the method (default
 `WIENER_CHUNK_FRAMES`, about 4.5 s, where open-unmix uses 300 frames).
 
+Non-finite and extreme inputs (`separate`, `separate_waveform`,
+`separate_blocks`, and the files of `separation.files`):
+
+- NaN and Inf samples are repaired, not refused: the model reads them as
+  silence (0), and both stems are 0 at those samples, so every output sample
+  is finite. `separate` and `separate_file` log a warning counting them.
+  Everywhere the input is finite, vocals + accompaniment = input.
+- An input whose peak is above full scale (1.0, possible in float files) is
+  separated at a lower level: divided by the power of two at or above its
+  peak (exact in floating point), and the vocals multiplied back. The model
+  sees the levels it was trained on, its masks stay in range, and the vocals
+  stay at the input's level, so float32 rounding of accompaniment = input -
+  vocals stays at the input's own precision. Inputs within full scale are
+  separated as they are.
+
 Long inputs are processed in chunks of `chunk_frames` STFT frames. Output
 sample `n` depends only on the frames whose windows cover it, so each chunk
 computes its frames plus `ceil(window / hop)` frames of margin on each side
@@ -25,6 +40,7 @@ result equals whole-file processing to float rounding, at memory bounded by
 the chunk size.
 """
 
+import logging
 import math
 import os
 import weakref
@@ -35,11 +51,14 @@ import tensorflow as tf
 
 from keras_dae import spectral as front_end
 from keras_dae import tracing
-from keras_dae.checks import non_negative_int, one_of, positive_int
+from keras_dae.checks import non_negative_int, one_of, positive_int, positive_number
 from keras_dae.separation.masks import MASKS, soft_mask, subtract_gain
+
+log = logging.getLogger(__name__)
 
 CHUNK_FRAMES = 2048  # about 18 s at the default hop
 WIENER_CHUNK_FRAMES = 512
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 WORKERS = os.cpu_count() or 1  # scipy.fft threads
 
 
@@ -220,7 +239,10 @@ def separate(model, audio, sample_rate, *, spectral=None, mask="subtract", wiene
 
     Returns:
         dict with `"vocals"` and `"accompaniment"`, float32 arrays shaped like
-        `audio` at `sample_rate`; they add up to `audio`.
+        `audio` at `sample_rate`; they add up to `audio` wherever it is
+        finite. NaN and Inf samples are separated as silence and both stems
+        are 0 there (a warning counts them); an input above full scale is
+        separated at a lower level (see the module docstring).
 
     Example:
 
@@ -229,16 +251,59 @@ def separate(model, audio, sample_rate, *, spectral=None, mask="subtract", wiene
     True
     """
     model, spectral = resolve(model, spectral=spectral)
-    audio = np.asarray(audio, np.float32)
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes Inf, repaired below
+        audio = np.asarray(audio, np.float32)
     if audio.ndim not in (1, 2) or audio.shape[0] == 0:
         raise ValueError(f"audio must be (samples,) or (samples, channels) with samples > 0. Received {audio.shape}")
-    waveform = audio[:, None] if audio.ndim == 1 else audio
+    non_finite, peak = finite_level(audio)
+    scale = input_scale(peak)
+    report_level("audio", non_finite, audio.size, peak, scale)
+    # Repaired before resampling, which would spread a NaN over its neighbours.
+    clean = np.where(np.isfinite(audio), audio, np.float32(0)) if non_finite else audio
+    waveform = clean[:, None] if audio.ndim == 1 else clean
     resampled = resample(waveform, sample_rate, spectral.sample_rate)
     vocals, _ = separate_waveform(model, resampled, spectral=spectral, mask=mask, wiener=wiener,
-                                  chunk_frames=chunk_frames, progress=progress)
+                                  chunk_frames=chunk_frames, progress=progress, scale=scale)
     vocals = fit_length(resample(vocals, spectral.sample_rate, sample_rate), len(waveform))
-    vocals = vocals.reshape(audio.shape)
-    return {"vocals": vocals, "accompaniment": audio - vocals}
+    vocals, accompaniment = stems_of(vocals.reshape(audio.shape), audio)
+    return {"vocals": vocals, "accompaniment": accompaniment}
+
+
+def finite_level(audio):
+    """`(number of NaN and Inf samples, peak of the finite ones)` of an array (peak 0.0 without any)."""
+    finite = np.isfinite(audio)
+    if finite.all():
+        return 0, float(np.abs(audio).max(initial=0.0))
+    return int(finite.size - np.count_nonzero(finite)), float(np.abs(audio[finite]).max(initial=0.0))
+
+
+def input_scale(peak):
+    """What an input peaking at `peak` is divided by for the model: 1.0 up to full scale (1.0), else the
+    smallest power of two at or above `peak` (dividing by it and multiplying back are exact)."""
+    if not (math.isfinite(peak) and peak > 1.0):
+        return 1.0
+    return float(2.0 ** math.ceil(math.log2(peak)))
+
+
+def report_level(what, non_finite, size, peak, scale):
+    """Logs what `separate` and `separate_file` repair or rescale in an input (`what` names it)."""
+    if non_finite:
+        log.warning("%s holds %d non-finite samples (NaN or Inf) of %d: they were separated as silence, and "
+                    "both stems are 0 there", what, non_finite, size)
+    if scale != 1.0:
+        log.info("%s peaks at %g, above full scale (1.0): separated at 1/%g of its level, the vocals scaled "
+                 "back", what, peak, scale)
+
+
+def stems_of(vocals, audio):
+    """`(vocals, accompaniment)`, float32 like `audio`: accompaniment = audio - vocals where `audio` is
+    finite; both 0 where it is NaN or Inf."""
+    bad = ~np.isfinite(audio)
+    if not bad.any():
+        return vocals, audio - vocals
+    vocals = np.where(bad, np.float32(0), vocals)
+    with np.errstate(invalid="ignore"):  # Inf - Inf, discarded
+        return vocals, np.where(bad, np.float32(0), audio - vocals)
 
 
 def resample(waveform, rate, target_rate):
@@ -258,7 +323,8 @@ def fit_length(waveform, length):
     return np.concatenate([waveform, np.zeros((length - len(waveform), waveform.shape[1]), waveform.dtype)])
 
 
-def separate_waveform(model, waveform, *, spectral, mask="subtract", wiener=0, chunk_frames=None, progress=None):
+def separate_waveform(model, waveform, *, spectral, mask="subtract", wiener=0, chunk_frames=None, progress=None,
+                      scale=None):
     """Vocals and accompaniment of `waveform` at the model's rate.
 
     Args:
@@ -270,9 +336,13 @@ def separate_waveform(model, waveform, *, spectral, mask="subtract", wiener=0, c
         chunk_frames: int, STFT frames computed at once (memory bound);
             default `CHUNK_FRAMES`, or `WIENER_CHUNK_FRAMES` with `wiener`.
         progress: callable or None, called with the samples done so far.
+        scale: float or None, see `separate_blocks`; None: `input_scale` of
+            the waveform's peak.
 
     Returns:
-        `(vocals, accompaniment)`, float32 arrays shaped like `waveform`.
+        `(vocals, accompaniment)`, float32 arrays shaped like `waveform`;
+        accompaniment = waveform - vocals where the waveform is finite, both
+        0 at its NaN and Inf samples.
     """
     waveform = np.asarray(waveform, np.float32)
     if waveform.ndim != 2 or waveform.shape[0] == 0:
@@ -281,25 +351,34 @@ def separate_waveform(model, waveform, *, spectral, mask="subtract", wiener=0, c
     def read(start, stop):
         return waveform[start:stop]
 
+    if scale is None:
+        scale = input_scale(finite_level(waveform)[1])
     vocals = np.zeros_like(waveform)
     done = 0
     for block in separate_blocks(model, read, waveform.shape[0], waveform.shape[1], spectral=spectral, mask=mask,
-                                 wiener=wiener, chunk_frames=chunk_frames):
+                                 wiener=wiener, chunk_frames=chunk_frames, scale=scale):
         vocals[done : done + len(block)] = block
         done += len(block)
         if progress is not None:
             progress(done)
-    return vocals, waveform - vocals
+    return stems_of(vocals, waveform)
 
 
-def separate_blocks(model, read, num_samples, channels, *, spectral, mask="subtract", wiener=0, chunk_frames=None):
+def separate_blocks(model, read, num_samples, channels, *, spectral, mask="subtract", wiener=0, chunk_frames=None,
+                    scale=1.0):
     """Yields the vocals of a recording block by block, in order, `(block samples, channels)` float32.
 
     `read(start, stop)` returns the input samples `[start, stop)` as
     `(stop - start, channels)` (a file reader, or a slice of an array), so
     that memory stays bounded by `chunk_frames` whatever the length. The
     blocks together are `num_samples` long.
+
+    NaN and Inf input samples are read as 0 (the callers set both stems to
+    0 there). The model sees the input divided by `scale` (a power of two:
+    `input_scale` of the input's peak, so that it is within full scale), and
+    the vocals are multiplied back by it (limited to float32's range).
     """
+    positive_number("scale", scale)
     one_of("mask", mask, MASKS)
     non_negative_int("wiener", wiener)
     if chunk_frames is None:
@@ -322,6 +401,11 @@ def separate_blocks(model, read, num_samples, channels, *, spectral, mask="subtr
             piece[:, offset : offset + source_stop - source_start] = np.asarray(
                 read(source_start, source_stop), np.float32
             ).T
+            bad = ~np.isfinite(piece)
+            if bad.any():
+                piece[bad] = 0.0  # a NaN would spread over every frame that covers it
+            if scale != 1.0:
+                piece *= np.float32(1.0 / scale)  # exact: a power of two
         restored = chunker.vocals(piece)
         _trim_heap()
         # This chunk's exact samples: padded [first * hop, last * hop), to the end for the last chunk,
@@ -329,5 +413,8 @@ def separate_blocks(model, read, num_samples, channels, *, spectral, mask="subtr
         keep_start = max(first * hop, pad_left)
         keep_stop = min(padded_length if last == total_frames else last * hop, pad_left + num_samples)
         if keep_stop > keep_start:
-            yield np.ascontiguousarray(restored[:, keep_start - start : keep_stop - start].T)
+            block = restored[:, keep_start - start : keep_stop - start].T
+            if scale != 1.0:
+                block = np.clip(block * np.float64(scale), -FLOAT32_MAX, FLOAT32_MAX)
+            yield np.ascontiguousarray(block, np.float32)
 

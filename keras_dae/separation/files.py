@@ -10,10 +10,22 @@ For each input, with memory bounded by the chunk size whatever its length:
    resampled back to the input's rate (streaming),
    cut or padded to the input's exact length, and the accompaniment is the
    input minus them, so the two add up to the input.
+
+   NaN and Inf samples (a damaged float file) are repaired, not refused:
+   the model reads them as silence, both outputs are 0 at those samples (so
+   the outputs are finite), and a warning names the file and counts them.
+   A float input above full scale (peak > 1.0) is separated divided by the
+   power of two at or above its peak, and the vocals multiplied back, so the
+   vocals stay at the input's level and vocals + accompaniment = input holds
+   to float32 rounding of the input wherever it is finite (see
+   `separation.core`).
 3. Both are written as float32 WAVs under temporary names in
    `OUT/<name>/`, and renamed to `vocals.wav` and `accompaniment.wav` once
-   complete. The temporary files live in a hidden directory there, removed
-   whatever happens.
+   complete. The temporary files live in a hidden directory there
+   (`.separate.tmp-<pid>-<random>`, `keras_dae.atomic`), removed whatever
+   happens short of a kill; the next separation into `OUT/<name>/` removes
+   one whose process is gone. A separation holds the lock of `OUT/<name>/`
+   (`keras_dae.locking`): a second one into it is refused while it runs.
 
 `separation.separate` does the same on arrays in memory (one-shot soxr gives
 the same samples as the streaming resampler).
@@ -22,15 +34,16 @@ the same samples as the streaming resampler).
 import contextlib
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile
 
 from keras_dae import audiofile
-from keras_dae.separation.core import resolve, separate_blocks
+from keras_dae.atomic import remove_stale_temporaries, temporary_directory
+from keras_dae.errors import cannot_write, writing
+from keras_dae.locking import clear_directory, directory_lock
+from keras_dae.separation.core import finite_level, input_scale, report_level, resolve, separate_blocks, stems_of
 
 STEMS = ("vocals", "accompaniment")
 SUBTYPE = "FLOAT"
@@ -93,11 +106,16 @@ def _writer(path, rate, channels):
 def _decode(info, native_path, model_path, model_rate):
     """Decodes `info.path` to raw float32 `native_path` (and at `model_rate` to `model_path`).
 
+    The native file keeps NaN and Inf samples as they are (the outputs are 0
+    there); the model-rate file gets 0 in their place (resampling would
+    spread them over their neighbours).
+
     Returns:
-        `(input samples, model-rate samples)`.
+        `(input samples, model-rate samples, NaN and Inf samples, peak of the finite samples)`.
     """
     resampler = _Resampler(info.sample_rate, model_rate, info.channels)
     counts = [0, 0]
+    non_finite, peak = 0, 0.0
     with contextlib.ExitStack() as stack:
         native = stack.enter_context(open(native_path, "wb"))
         model = stack.enter_context(open(model_path, "wb")) if model_path != native_path else None
@@ -110,9 +128,13 @@ def _decode(info, native_path, model_path, model_rate):
         for block in audiofile.decode_blocks(info):
             native.write(block.tobytes())
             counts[0] += len(block)
+            bad, block_peak = finite_level(block)
+            non_finite, peak = non_finite + bad, max(peak, block_peak)
+            if bad:
+                block = np.where(np.isfinite(block), block, np.float32(0))
             write_model(resampler.push(block))
         write_model(resampler.flush())
-    return tuple(counts)
+    return (*counts, non_finite, peak)
 
 
 class _RawReader:
@@ -160,11 +182,14 @@ def separate_file(model, path, out_dir, *, spectral=None, name=None, mask="subtr
         progress: callable or None, called as `progress(seconds_done, seconds_total)`.
 
     Returns:
-        dict stem -> `Path` of the written WAV.
+        dict stem -> `Path` of the written WAV. Both are finite: at NaN and
+        Inf input samples both are 0 (a warning counts them); elsewhere
+        vocals + accompaniment = input.
 
     Raises:
         audiofile.AudioFileError: the input cannot be decoded (names the file).
         FileExistsError: outputs exist and not `overwrite`.
+        keras_dae.locking.DirectoryInUse: another process is writing `out_dir/<name>`.
         OSError: the output directory cannot be written.
         ValueError: not a keras-dae model, or settings of another `num_bins`.
     """
@@ -176,20 +201,30 @@ def separate_file(model, path, out_dir, *, spectral=None, name=None, mask="subtr
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise OSError(f"cannot create output directory '{target}': {error.strerror or error}") from None
+        raise OSError(cannot_write(error, target, "output directory ")) from None
     try:
-        with tempfile.TemporaryDirectory(dir=target, prefix=".keras-dae-") as tmp:
-            tmp = Path(tmp)
-            written = _separate_into(model, spectral, info, tmp, mask, wiener, chunk_frames, progress)
-            _check_outputs(target, overwrite)  # someone else may have written meanwhile
-            outputs = {}
-            for stem in STEMS:
-                outputs[stem] = target / f"{stem}.wav"
-                os.replace(written[stem], outputs[stem])
-        return outputs
+        # One writer of OUT/<name> at a time, from before its outputs are checked until they are in place.
+        # A full disk meanwhile: one line naming the output directory (`keras_dae.errors.writing`).
+        with directory_lock(target), writing(target, "output directory "):
+            try:
+                _check_outputs(target, overwrite)
+                remove_stale_temporaries(target)  # the scratch directory of a killed separation
+                with temporary_directory(target, "separate") as tmp:
+                    written = _separate_into(model, spectral, info, tmp, mask, wiener, chunk_frames, progress)
+                    _check_outputs(target, overwrite)  # someone else may have written meanwhile
+                    outputs = {}
+                    for stem in STEMS:
+                        outputs[stem] = target / f"{stem}.wav"
+                        os.replace(written[stem], outputs[stem])
+                return outputs
+            except BaseException:
+                if created:
+                    clear_directory(target)  # all but the lock file, which goes with the lock
+                raise
     except BaseException:
         if created:
-            shutil.rmtree(target, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                target.rmdir()  # empty, unless another process has taken it over since
         raise
 
 
@@ -197,7 +232,9 @@ def _separate_into(model, spectral, info, tmp, mask, wiener, chunk_frames, progr
     # Temporaries are raw float32 (no WAV layer: plain seek-and-read access, no fsync on close).
     native_path = tmp / "input.f32"
     model_path = tmp / "model-rate.f32" if info.sample_rate != spectral.sample_rate else native_path
-    num_samples, model_samples = _decode(info, native_path, model_path, spectral.sample_rate)
+    num_samples, model_samples, non_finite, peak = _decode(info, native_path, model_path, spectral.sample_rate)
+    scale = input_scale(peak)
+    report_level(f"'{info.path}'", non_finite, num_samples * info.channels, peak, scale)
     seconds = num_samples / info.sample_rate
     mixture = _RawReader(native_path, num_samples, info.channels)
     source = _RawReader(model_path, model_samples, info.channels)
@@ -214,14 +251,15 @@ def _separate_into(model, spectral, info, tmp, mask, wiener, chunk_frames, progr
             vocals = vocals[: num_samples - done]
             if len(vocals) == 0:
                 return
+            vocals, accompaniment = stems_of(vocals, mixture[done : done + len(vocals)])  # 0 at NaN/Inf input
             writers["vocals"].write(vocals)
-            writers["accompaniment"].write(mixture[done : done + len(vocals)] - vocals)
+            writers["accompaniment"].write(accompaniment)
             done += len(vocals)
             if progress is not None:
                 progress(done / info.sample_rate, seconds)
 
         blocks = separate_blocks(model, lambda start, stop: source[start:stop], len(source), info.channels,
-                                 spectral=spectral, mask=mask, wiener=wiener, chunk_frames=chunk_frames)
+                                 spectral=spectral, mask=mask, wiener=wiener, chunk_frames=chunk_frames, scale=scale)
         for block in blocks:
             emit(back.push(block))
         emit(back.flush())
