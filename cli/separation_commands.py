@@ -101,8 +101,12 @@ def separate(ctx, inputs, model_path, out, mask, wiener, chunk_frames, overwrite
               help="Also score the mixture (floor) and the ideal ratio mask (ceiling).")
 @spectral_options
 @click.option("--overwrite", is_flag=True, help="Recompute every track (default: resume, skipping finished ones).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Tracks scored at once, each in its own process holding one model and one track "
+                   "(default: the usable cores; 1: one after another in this process).")
 @click.pass_context
-def evaluate(ctx, model_path, root, is_wav, subset, split, out, mask, wiener, references, overwrite, **spectral):
+def evaluate(ctx, model_path, root, is_wav, subset, split, out, mask, wiener, references, overwrite, jobs,
+             **spectral):
     """Score a model with museval (BSS Eval v4) on MUSDB tracks.
 
     Separates every track of --subset (default test; --root or MUSDB_PATH,
@@ -110,6 +114,7 @@ def evaluate(ctx, model_path, root, is_wav, subset, split, out, mask, wiener, re
     as it finishes, and prints SDR, SIR, SAR and ISR of vocals and
     accompaniment: the median over each track's 1-second windows, then the
     median and the mean over tracks. Rerunning resumes where it stopped.
+    --jobs N scores N tracks at once in worker processes (same scores).
     """
     import_library()
     from keras_dae import evaluation, runs
@@ -119,10 +124,12 @@ def evaluate(ctx, model_path, root, is_wav, subset, split, out, mask, wiener, re
     model, config = _load(ctx, model_path, spectral)
     tracks = list_tracks(root, is_wav=is_wav, subsets=subset, split=split)
     progress = track_progress(len(tracks))
+    finished = []
 
-    def on_track(index, track, computed):
+    def on_track(index, track, computed):  # in the order tracks finish (any order with --jobs > 1)
+        finished.append(index)
         if progress:
-            progress(index + 1)
+            progress(len(finished))
         if not computed:
             log.info("%s: finished earlier, skipped", track.name)
 
@@ -130,7 +137,7 @@ def evaluate(ctx, model_path, root, is_wav, subset, split, out, mask, wiener, re
     with directory_lock(out):  # one lock over the scores and the summary
         summary = evaluation.evaluate(
             model, tracks, out, spectral=config, model_file=runs.model_file(model_path), mask=mask, wiener=wiener,
-            methods=methods, overwrite=overwrite, on_track=on_track,
+            methods=methods, overwrite=overwrite, on_track=on_track, jobs=jobs,
         )
         table = evaluation.write_summary(out, summary)
     click.echo(table, nl=False)

@@ -186,7 +186,9 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
 
         def score(arch=arch, run_dir=run_dir):
             # The model's own spectral settings (its run's config.json), its file's digest recorded.
-            evaluation.evaluate(run_dir, test_tracks, out / "eval" / arch, methods=("model",), overwrite=True)
+            # jobs=1: one track after another, as before `evaluate` had jobs (a `--jobs` of its own is to come).
+            evaluation.evaluate(run_dir, test_tracks, out / "eval" / arch, methods=("model",), overwrite=True,
+                                jobs=1)
 
         stages.run(f"evaluate/{arch}", score)
     per_bin_path, per_bin_lstsq_path = out / "couplings" / PER_BIN, out / LSTSQ / PER_BIN_LSTSQ
@@ -200,7 +202,7 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
     stages.run("per-bin references (lstsq)", lambda: per_bin(per_bin_lstsq_path, lstsq_options))
     stages.run("references", lambda: evaluation.evaluate(
         None, test_tracks, out / "eval" / "references", spectral=spectral, methods=("mixture", "irm"),
-        overwrite=True))
+        overwrite=True, jobs=1))
     couplings_dirs = [out / "couplings" / arch for arch in ARCHS]
     stages.run("compare", lambda: couplings.compare(couplings_dirs, out / "couplings" / "compare"))
     records = {arch: couplings.read_result(out / "couplings" / arch)[1] for arch in ARCHS}
