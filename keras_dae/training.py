@@ -29,6 +29,7 @@ from keras_dae import runs
 from keras_dae.atomic import atomic_path, remove_stale_temporaries
 from keras_dae.convergence import CONVERGED, DONE, EPOCH_CAP, NAN, RUNNING, ConvergenceStopping, Rule
 from keras_dae.couplings.evolution import CouplingsEvolution
+from keras_dae.couplings.frames import loud
 from keras_dae.checks import ParameterError, one_of, positive_int, positive_number
 from keras_dae.data.pipeline import musdb_frames
 from keras_dae.distribute import (
@@ -58,7 +59,6 @@ EXAMPLE_VALIDATION_FRACTION = 0.2
 HELD_OUT_TRACKS = 0.15
 # Held-out mixture frames on which `couplings_every` distils C (fewer frames than bins leave C under-determined).
 EVOLUTION_FRAMES = 4096
-SILENCE = 1e-6
 VALIDATION_BATCH = 256
 # Frames in the shuffle buffer; a smaller epoch uses its own size (filling
 # 8192 frames from a 6-second clip would decode it fifteen times first).
@@ -230,7 +230,7 @@ def evolution_frames(data, spectral, max_frames=EVOLUTION_FRAMES):
                 continue
             break
         mixture = np.asarray(mixture, np.float32).reshape(-1, spectral.num_bins)
-        mixture = mixture[mixture.sum(axis=1) > SILENCE * spectral.num_bins]
+        mixture = mixture[loud(mixture)]  # the couplings' own rule for silent frames
         kept.append(mixture)
         count += len(mixture)
     frames = np.concatenate(kept)[:max_frames] if kept else np.zeros((0, spectral.num_bins), np.float32)

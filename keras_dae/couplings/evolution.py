@@ -36,6 +36,7 @@ import keras
 import numpy as np
 
 from keras_dae.atomic import atomic_path
+from keras_dae.checks import positive_int
 from keras_dae.runs import read_csv_rows
 from keras_dae.couplings import metrics
 from keras_dae.couplings.jacobian import mean_jacobian
@@ -138,8 +139,7 @@ class CouplingsEvolution(keras.callbacks.Callback):
     def __init__(self, run_dir, frames, spectral, *, every=EVERY, steps_per_epoch=1, initial_epoch=0, jacobian=False,
                  tensorboard=True, seed=0):
         super().__init__()
-        if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
-            raise ValueError(f"every must be a positive integer. Received: every={every!r}")
+        positive_int("every", every)
         frames = np.asarray(frames, np.float32)
         if frames.ndim != 2 or len(frames) < 2:
             raise ValueError(f"frames must be (num_frames >= 2, num_bins). Received shape {frames.shape}")

@@ -56,12 +56,17 @@ def _split(per_track, held_out):
     return fit, held
 
 
+def loud(frames):
+    """Which frames `(num_frames, num_bins)` are not digitally silent (some bin at least `SILENCE`)."""
+    return frames.max(axis=1, initial=0.0) >= SILENCE
+
+
 def _frame_set(names, per_track, description, held_out):
     kept, silent = [], 0
     for frames in per_track:
-        loud = frames.max(axis=1, initial=0.0) >= SILENCE
-        silent += int((~loud).sum())
-        kept.append(frames[loud])
+        loud_frames = loud(frames)
+        silent += int((~loud_frames).sum())
+        kept.append(frames[loud_frames])
     if not sum(len(frames) for frames in kept):
         raise ValueError(f"all {silent} mixture frames are silent: there is nothing to examine the model on.")
     fit, held = _split(kept, held_out)

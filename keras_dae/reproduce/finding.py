@@ -111,8 +111,8 @@ def finding(records, *, training=None, per_bin=None, lstsq=None, trends=None):
         sentence = (f"Mixed: only {diagonal[0]} is more diagonal than sf by {MARGIN} (diagonal energy ratios "
                     f"{shown}; a diagonal teacher scores {calibration:.3f}).")
     extra = []
+    other_ratios = _ratios(lstsq["records"]) if lstsq is not None else None
     if lstsq is not None:
-        other_ratios = _ratios(lstsq["records"])
         other, _ = compare_ratios(other_ratios)
         other_shown = ", ".join(f"{arch} {ratio:.3f}" for arch, ratio in other_ratios.items())
         extra.append(f"Under both solvers: the least-squares C gives the same verdict ({other_shown})."
@@ -122,7 +122,6 @@ def finding(records, *, training=None, per_bin=None, lstsq=None, trends=None):
         placed = "; ".join(f"{arch} {per_bin_placement(ratios[arch], per_bin)}" for arch in ARCHS)
         line = f"Against the per-bin references' range (L1 fit): {placed}"
         if lstsq is not None and lstsq.get("per_bin"):
-            other_ratios = _ratios(lstsq["records"])
             placed = "; ".join(f"{arch} {per_bin_placement(other_ratios[arch], lstsq['per_bin'])}" for arch in ARCHS)
             line += f"; least squares: {placed}"
         extra.append(line + ".")
