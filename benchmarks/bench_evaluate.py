@@ -59,7 +59,8 @@ def main(argv=None):
     if args.quick:
         args.tracks, args.seconds = 2, 5.0
     print_machine()
-    from keras_dae.evaluation import evaluate, usable_cores
+    from keras_dae.evaluation import evaluate
+    from keras_dae.workers import usable_cores
 
     with scratch_dir(args.keep, "bench_evaluate_") as scratch:
         tracks, taken = synthetic_tracks(scratch / "musdb", num_tracks=args.tracks, seconds=args.seconds,

@@ -22,18 +22,13 @@ refused. `evaluate` and `write_summary` hold the lock of `OUT`
 (`keras_dae.locking`): a second evaluation into it is refused while one runs.
 
 With `jobs` > 1 the tracks are scored in that many worker processes
-(`concurrent.futures.ProcessPoolExecutor`, `spawn`: TensorFlow is not
-fork-safe), one track per task. Each worker loads the model once from its
-file, runs TensorFlow and BLAS on one thread (so N jobs use about N cores)
-and writes the JSON of the tracks it scores itself, atomically, as the
-sequential path does; the parent holds the lock of `OUT` (the workers do
-not take it), skips the finished tracks before it hands out the others,
-and writes only `evaluation.json` and the summary. The scores are those of
-`jobs=1`. A worker whose parent is killed (`kill -9`) exits within
-seconds: only the tracks in flight are lost, and their temporaries are
-removed by the next run (`keras_dae.atomic.remove_stale_temporaries`).
-The workers' standard error is the null device (else each prints
-TensorFlow's start-up log) unless `TF_CPP_MIN_LOG_LEVEL=0` (`keras-dae -vv`).
+(`keras_dae.workers`: spawned, the parent watched, threads shared out), one
+track per task. Each worker loads the model once from its file and writes
+the JSON of the tracks it scores itself, atomically, as the sequential path
+does; the parent holds the lock of `OUT`, skips the finished tracks before
+it hands out the others, and writes only `evaluation.json` and the summary.
+The scores are those of `jobs=1`. After a `kill -9` only the tracks in
+flight are lost; their temporaries are removed by the next run.
 
 BSS Eval runs with its BLAS on one thread in both paths (`threadpoolctl`):
 museval's least squares are ill-conditioned on some windows (the mixture as
@@ -48,13 +43,8 @@ those over tracks.
 import dataclasses
 import hashlib
 import json
-import concurrent.futures
-import concurrent.futures.process
-import contextlib
 import logging
-import multiprocessing
 import os
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +57,7 @@ from keras_dae.locking import holds_lock
 from keras_dae.separation.core import resolve, separate
 from keras_dae.separation.masks import MASKS, ideal_ratio_mask
 from keras_dae.tables import Table
+from keras_dae.workers import in_processes, usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +66,6 @@ TARGETS = ("vocals", "accompaniment")
 METRICS = ("SDR", "SIR", "SAR", "ISR")
 STATISTICS = ("median", "mean")
 SETTINGS = "evaluation.json"
-# Set in the environment of the worker processes (read when TensorFlow and the BLAS libraries load).
-WORKER_ENVIRONMENT = {
-    "TF_NUM_INTRAOP_THREADS": "1",
-    "TF_NUM_INTEROP_THREADS": "1",
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-}
 
 
 @dataclasses.dataclass
@@ -144,14 +127,6 @@ def _finished(path):
         return False
 
 
-def usable_cores():
-    """The cores this process may run on (`os.sched_getaffinity`), the default number of `jobs`."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return os.cpu_count() or 1
-
-
 def _todo(out, methods, overwrite, track):
     return [m for m in methods if overwrite or not _finished(score_path(out, m, track))]
 
@@ -185,98 +160,26 @@ def _score_track(track, out, todo, model, spectral, mask, wiener):
 _WORKER = {}
 
 
-def _watch_parent(parent):
-    """Ends this worker within seconds of its parent's death (`kill -9`): no orphan goes on scoring."""
-    import time
-
-    while True:
-        time.sleep(1.0)
-        if os.getppid() != parent:
-            os._exit(1)
-
-
-def _init_worker(parent, model_file, spectral):
-    """A worker's start: one thread for TensorFlow and BLAS, the parent watched, the model file noted."""
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-    import tensorflow as tf
-
-    with contextlib.suppress(RuntimeError):  # already set by TF_NUM_*_THREADS
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+def _init_worker(model_file, spectral):
     _WORKER.update(model_file=model_file, spectral=spectral, model=None)
 
 
-def _worker_score(track, out, todo, mask, wiener):
+def _worker_score(index, track, out, todo, mask, wiener):
     """One task of a worker: `_score_track` with this worker's model, loaded from its file on first use."""
     if "model" in todo and _WORKER["model"] is None:
         _WORKER["model"], _ = resolve(_WORKER["model_file"], spectral=_WORKER["spectral"])
     return _score_track(track, out, todo, _WORKER["model"], _WORKER["spectral"], mask, wiener)
 
 
-@contextlib.contextmanager
-def _environment(values):
-    """`os.environ` updated with `values` inside the block (what spawned processes inherit)."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-@contextlib.contextmanager
-def _stderr_to_null():
-    """File descriptor 2 points to the null device inside the block (what spawned processes inherit)."""
-    import sys
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
-
-
 def _score_in_workers(pending, out, jobs, model_file, spectral, mask, wiener, on_track):
-    """Scores `pending` (`[(index, track, todo)]`) in `jobs` spawned processes; `on_track` as each finishes."""
-    context = multiprocessing.get_context("spawn")
-    executor = concurrent.futures.ProcessPoolExecutor(
-        jobs, mp_context=context, initializer=_init_worker,
-        initargs=(os.getpid(), None if model_file is None else str(model_file), spectral),
-    )
-    try:
-        # The workers start at `submit`. Their standard error is the null device (TensorFlow's start-up log,
-        # once per worker; their errors come back here) unless TensorFlow's log is asked for (`-vv`).
-        quiet = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") != "0"
-        with _environment(WORKER_ENVIRONMENT), _stderr_to_null() if quiet else contextlib.nullcontext():
-            futures = {executor.submit(_worker_score, track, out, todo, mask, wiener): (index, track)
-                       for index, track, todo in pending}
-        for future in concurrent.futures.as_completed(futures):
-            try:
-                computed = future.result()  # a track's error: raised here as the sequential path raises it
-            except concurrent.futures.process.BrokenProcessPool as error:
-                raise ChildProcessError(
-                    f"a worker process of `jobs={jobs}` ended abruptly while scoring '{futures[future][1].name}' "
-                    "(killed, e.g. out of memory, or crashed); the finished tracks are kept: rerun to resume, "
-                    "with fewer `jobs` if memory is short (a script calling `evaluate` must do so under "
-                    "`if __name__ == \"__main__\":`, as processes are spawned)."
-                ) from error
-            if on_track:
-                index, track = futures[future]
-                on_track(index, track, computed)
-    finally:
-        # On an error: the tracks not started are dropped, those in flight are finished (each written
-        # atomically), then the workers end. Ctrl-C reaches the workers too (one process group): their
-        # tracks stop without a partial file (`atomic_path`).
-        executor.shutdown(wait=True, cancel_futures=True)
+    """Scores `pending` (`[(index, track, todo)]`) in `jobs` worker processes; `on_track` as each finishes."""
+    items = [(index, track, out, todo, mask, wiener) for index, track, todo in pending]
+    finished = in_processes(_worker_score, items, jobs=jobs, initializer=_init_worker,
+                            initargs=(None if model_file is None else str(model_file), spectral),
+                            describe=lambda item: f"track '{item[1].name}'")
+    for (index, track, *_), computed in finished:
+        if on_track:
+            on_track(index, track, computed)
 
 
 @holds_lock("out")
