@@ -33,6 +33,53 @@ def sources():
     return synthesize_track(0.5, rate=RATE, seed=4)
 
 
+def _bytes_read():
+    """Bytes this process has read through system calls so far (`rchar` of /proc/self/io)."""
+    with open("/proc/self/io") as handle:
+        return next(int(line.split()[1]) for line in handle if line.startswith("rchar:"))
+
+
+def _refuse_reading_audio(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("listing read audio samples")
+
+    import stempeg
+
+    monkeypatch.setattr(soundfile, "read", refuse)
+    monkeypatch.setattr(soundfile.SoundFile, "read", refuse)
+    monkeypatch.setattr(stempeg, "read_stems", refuse)
+
+
+def test_listing_reads_headers_not_audio(tmp_path, monkeypatch):
+    """Listing costs the same bytes whatever the tracks' length: headers (and musdb's fixed set-up), no audio."""
+    for seconds in (2.0, 12.0):
+        write_synthetic_musdb(tmp_path / f"{seconds:g}s", num_tracks=3, seconds=seconds, seed=1)
+    list_tracks(tmp_path / "2s", is_wav=True)  # imports, once
+    _refuse_reading_audio(monkeypatch)
+    read = {}
+    for seconds in (2.0, 12.0):
+        before = _bytes_read()
+        tracks = list_tracks(tmp_path / f"{seconds:g}s", is_wav=True)
+        read[seconds] = _bytes_read() - before
+        assert [track.num_samples for track in tracks] == [int(seconds * RATE)] * 3
+    extra_audio = sum(p.stat().st_size for p in (tmp_path / "12s").rglob("*.wav")) * 10 / 12
+    assert extra_audio > 40e6
+    assert abs(read[12.0] - read[2.0]) < 1e-3 * extra_audio, read
+
+
+@pytest.mark.slow
+def test_listing_stems_reads_headers_not_audio(tmp_path, monkeypatch):
+    """A `.stem.mp4` is listed through ffprobe (its header) and never decoded."""
+    from keras_dae.data.synthetic import convert_to_stems
+
+    write_synthetic_musdb(tmp_path / "wav", num_tracks=2, seconds=3.0, seed=1)
+    convert_to_stems(tmp_path / "wav", tmp_path / "stems")
+    _refuse_reading_audio(monkeypatch)
+    tracks = list_tracks(tmp_path / "stems")
+    assert [track.name for track in tracks] == ["synthetic-000", "synthetic-001"]
+    assert all(abs(track.seconds - 3.0) < 0.05 for track in tracks)
+
+
 def test_split_follows_musdb_validation_list(tmp_path):
     write_synthetic_musdb(tmp_path, num_tracks=4, seconds=0.25, seed=0)
     names = (*VALID_NAMES, "Zz Other - First", "Zz Other - Second")
