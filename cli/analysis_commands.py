@@ -108,7 +108,14 @@ def couplings(ctx, directories, model_path, out, compare, root, is_wav, subset, 
 @click.option("--preset", type=click.Choice(("quick", "paper")), default="quick", show_default=True,
               help="quick: sizes that finish in minutes on a CPU; paper: the paper's settings.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-def reproduce(out, root, is_wav, preset, seed):
+@click.option("--prepared", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Train from this frame cache of the root's train tracks (keras-dae prepare).")
+@click.option("--prepared-valid", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Validate on this frame cache of the root's validation tracks.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Tracks scored at once by the evaluation stages, in worker processes (same scores). "
+                   "[default: the usable cores]")
+def reproduce(out, root, is_wav, preset, seed, prepared, prepared_valid, jobs):
     """Train dae, deep-dae and sf, distil their couplings, evaluate them and write OUT/report.md and .html.
 
     Without --root (or MUSDB_PATH) it makes demo tracks from the embedded MUSDB18 clip. Rerunning
@@ -118,7 +125,7 @@ def reproduce(out, root, is_wav, preset, seed):
     from keras_dae.reproduce import reproduce as run
     from keras_dae.reproduce import REPORT_HTML, REPORT_MD
 
-    verdict, sentence = run(out, root=root, is_wav=is_wav, preset=preset, seed=seed,
-                            verbose=0 if STATE["quiet"] else 1)
+    verdict, sentence = run(out, root=root, is_wav=is_wav, preset=preset, seed=seed, jobs=jobs, prepared=prepared,
+                            prepared_valid=prepared_valid, verbose=0 if STATE["quiet"] else 1)
     click.echo(sentence)
     click.echo(f"report: {Path(out) / REPORT_MD} and {Path(out) / REPORT_HTML}")

@@ -194,3 +194,40 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(tmp_path, run_cli):
     assert not out.exists()
     code, _, stderr = run_cli("reproduce", "--out", out, "--preset", "huge")
     assert code == 2 and "huge" in stderr and stderr.count("\n") == 1
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_prepared_caches_and_jobs_reach_training_and_evaluation(tmp_path, monkeypatch):
+    """With a root, `prepared`/`prepared_valid` go to every `train` and `jobs` to every `evaluate`."""
+    from keras_dae import couplings, evaluation
+    from keras_dae.data.synthetic import write_synthetic_musdb
+
+    write_synthetic_musdb(tmp_path / "musdb", num_tracks=1, seconds=1.0, subset="test")
+    seen = {}
+    monkeypatch.setattr(training, "train", lambda arch, run_dir, **kwargs: seen.setdefault(arch, kwargs))
+    monkeypatch.setattr(couplings, "examine", lambda *args, **kwargs: None)
+
+    def evaluate(model, tracks, out, **kwargs):
+        seen["evaluate"] = kwargs
+        raise _Stop
+
+    monkeypatch.setattr(evaluation, "evaluate", evaluate)
+    with pytest.raises(_Stop):
+        reproduce(tmp_path / "out", root=tmp_path / "musdb", is_wav=True, preset=TINY, jobs=3,
+                  prepared=tmp_path / "cache", prepared_valid=tmp_path / "valid-cache")
+    assert seen["dae"]["prepared"] == tmp_path / "cache" and seen["dae"]["prepared_valid"] == tmp_path / "valid-cache"
+    assert seen["dae"]["root"] == tmp_path / "musdb" and seen["evaluate"]["jobs"] == 3
+    settings = json.loads((tmp_path / "out" / "stages.json").read_text())["settings"]
+    assert settings["prepared"] == str(tmp_path / "cache")
+
+
+def test_prepared_without_a_root_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.delenv("MUSDB_PATH", raising=False)
+    with pytest.raises(ValueError, match="give `root` too"):
+        reproduce(tmp_path / "out", preset=TINY, prepared=tmp_path)
+    with pytest.raises(ValueError, match="give `prepared` too"):
+        reproduce(tmp_path / "out", root=tmp_path, preset=TINY, prepared_valid=tmp_path)
+    assert not (tmp_path / "out").exists()

@@ -110,7 +110,8 @@ class _Stages:
 
 
 @holds_lock("out")
-def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0):
+def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0, jobs=None, prepared=None,
+              prepared_valid=None):
     """Runs every stage (skipping finished ones) and writes `OUT/report.md`.
 
     Args:
@@ -119,6 +120,14 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
         preset: `"quick"`, `"paper"` or a `Preset`.
         seed: seeds training, the frames and the couplings fit.
         verbose: progress output of the stages (0: none).
+        jobs: positive int or None: the tracks scored at once by the
+            evaluation stages (`evaluation.evaluate`'s `jobs`; None: the
+            usable cores). The scores do not depend on it.
+        prepared, prepared_valid: frame caches (`keras-dae prepare`) of the
+            root's train tracks and of its validation tracks: the models train
+            from them (`training.train`'s `prepared`) instead of streaming the
+            root's audio. The couplings and scores still read the root's test
+            tracks. Recorded in the settings (a rerun must give the same).
 
     Returns:
         `(verdict, sentence)`, see `finding`.
@@ -145,6 +154,12 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
     demo = root is None
     settings = {"preset": preset, "sizes": dataclasses.asdict(sizes), "root": str(root) if root else None,
                 "is_wav": is_wav, "data": "demo" if demo else "musdb", "seed": seed}
+    if prepared is not None:  # only then, so that the settings of earlier reproductions still match
+        if demo:
+            raise ValueError("`prepared` frames need the MUSDB root of their test tracks; give `root` too.")
+        settings.update(prepared=str(prepared), prepared_valid=str(prepared_valid) if prepared_valid else None)
+    elif prepared_valid is not None:
+        raise ValueError("`prepared_valid` is the validation cache of a `prepared` one; give `prepared` too.")
     if not demo:  # a bad root is reported before anything is written
         test_tracks = list_tracks(root, is_wav=is_wav, subsets="test")
     out.mkdir(parents=True, exist_ok=True)
@@ -175,8 +190,8 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
     for arch in ARCHS:
         run_dir = out / "runs" / arch
         stages.run(f"train/{arch}", lambda: training.train(
-            arch, run_dir, spectral=spectral, root=root, is_wav=is_wav, verbose=verbose, seed=seed,
-            **sizes.train_settings()))
+            arch, run_dir, spectral=spectral, root=root, is_wav=is_wav, prepared=prepared,
+            prepared_valid=prepared_valid, verbose=verbose, seed=seed, **sizes.train_settings()))
         stages.run(f"couplings/{arch}", lambda: couplings.examine(
             run_dir, out / "couplings" / arch, frame_set(), spectral=spectral, overwrite=True, verbose=verbose,
             **solver_options))
@@ -186,9 +201,8 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
 
         def score(arch=arch, run_dir=run_dir):
             # The model's own spectral settings (its run's config.json), its file's digest recorded.
-            # jobs=1: one track after another, as before `evaluate` had jobs (a `--jobs` of its own is to come).
             evaluation.evaluate(run_dir, test_tracks, out / "eval" / arch, methods=("model",), overwrite=True,
-                                jobs=1)
+                                jobs=jobs)
 
         stages.run(f"evaluate/{arch}", score)
     per_bin_path, per_bin_lstsq_path = out / "couplings" / PER_BIN, out / LSTSQ / PER_BIN_LSTSQ
@@ -202,7 +216,7 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
     stages.run("per-bin references (lstsq)", lambda: per_bin(per_bin_lstsq_path, lstsq_options))
     stages.run("references", lambda: evaluation.evaluate(
         None, test_tracks, out / "eval" / "references", spectral=spectral, methods=("mixture", "irm"),
-        overwrite=True, jobs=1))
+        overwrite=True, jobs=jobs))
     couplings_dirs = [out / "couplings" / arch for arch in ARCHS]
     stages.run("compare", lambda: couplings.compare(couplings_dirs, out / "couplings" / "compare"))
     records = {arch: couplings.read_result(out / "couplings" / arch)[1] for arch in ARCHS}
