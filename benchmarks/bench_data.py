@@ -52,9 +52,18 @@ layout and (a) and (b) are measured on it too, (a) both ways the pipeline
 reads stems: ffmpeg for every excerpt (sets too big to keep decoded, such as
 MUSDB18 itself) and decoded once into memory (small sets, such as this one).
 
+With `--prepare-jobs` it measures only the writing of the cache (c) in
+parallel: `prepare_dataset` of 4 synthetic tracks of `--prepare-seconds`
+(30) seconds (2 of 5 s with `--quick`) at the default 2049 bins with
+`jobs=1` (one shard after another in this process) and then `jobs=--jobs`
+(2: spawned worker processes, their start-up included), each into a fresh
+directory; it prints the wall times, the ratio `jobs=1` / `jobs=N` and
+whether every shard and sidecar is the same bytes (exit code 1 if not).
+
 Run from the repository root:
 
     .venv/bin/python benchmarks/bench_data.py            # default, a few minutes
+    .venv/bin/python benchmarks/bench_data.py --prepare-jobs   # prepare, jobs=1 against jobs=2, ~1 minute
     .venv/bin/python benchmarks/bench_data.py --quick    # smoke run, < 1 minute
     .venv/bin/python benchmarks/bench_data.py --stems    # also the .stem.mp4 layout
     .venv/bin/python benchmarks/bench_data.py --profile  # also time (a) stage by stage
@@ -77,6 +86,7 @@ import numpy as np
 from harness import (
     CpuMeter,
     argument_parser,
+    load_flag,
     print_machine,
     random_frames,
     ratio,
@@ -133,6 +143,12 @@ def parse_args(argv=None):
     parser.add_argument("--no-prepared", action="store_true", help="skip (c)")
     parser.add_argument("--prepared-tracks", type=int, default=8,
                         help="tracks written to the TFRecord cache for (c) (default 8; ~6.5 GB per hour of audio)")
+    parser.add_argument("--prepare-jobs", action="store_true",
+                        help="only time prepare_dataset with jobs=1 against jobs=--jobs on 4 synthetic tracks")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="with --prepare-jobs: jobs of the parallel side (default 2)")
+    parser.add_argument("--prepare-seconds", type=float, default=30.0,
+                        help="with --prepare-jobs: seconds per track (default 30)")
     args = parser.parse_args(argv)
     if args.quick:
         args.tracks, args.seconds, args.epochs = 2, 8.0, 4
@@ -434,6 +450,32 @@ def bench_prepared(tracks, config, args, workdir, num_frames):
     return result, prepare_seconds, None
 
 
+def bench_prepare_jobs(args, config, workdir):
+    """`prepare_dataset` with `jobs=1`, then `jobs=args.jobs`, on the same tracks: True if their files are equal."""
+    from keras_dae.data.prepare import prepare_dataset
+    from keras_dae.workers import usable_cores
+
+    num_tracks, seconds = (2, 5.0) if args.quick else (4, args.prepare_seconds)
+    tracks, taken = synthetic_tracks(workdir / "prepare-jobs", num_tracks=num_tracks, seconds=seconds, seed=args.seed)
+    section(f"prepare_dataset: {len(tracks)} tracks x {seconds:g} s, {config.num_bins} bins, jobs=1 against "
+            f"jobs={args.jobs}; usable cores {usable_cores()} (data written in {taken:.1f} s)")
+    walls, files = {}, {}
+    for jobs in (1, args.jobs):
+        out = workdir / f"prepared-jobs{jobs}"
+        shutil.rmtree(out, ignore_errors=True)
+        with CpuMeter() as meter:
+            prepare_dataset(tracks, out, spectral=config, progress=False, jobs=jobs)
+        walls[jobs] = meter.seconds
+        files[jobs] = {path.name: path.read_bytes() for path in sorted(out.iterdir())
+                       if path.suffix in (".tfrecord", ".json")}
+        print(f"  jobs={jobs}  {meter.seconds:6.1f} s wall  {meter.own_cores:4.2f} cores used"
+              f"{load_flag(meter.other_load)}", flush=True)
+    same = files[1] == files[args.jobs]
+    print(f"  same bytes (every shard, sidecar and index.json): {same}")
+    print(f"  speed-up (jobs=1 wall / jobs={args.jobs} wall): {ratio(walls[1], walls[args.jobs]):.2f}x")
+    return same
+
+
 # --------------------------------------------------------------------------- training
 
 
@@ -611,6 +653,8 @@ def main(argv=None):
     config = SpectralConfig()
     print_machine()
     with scratch_dir(args.keep, "bench_data_") as workdir:
+        if args.prepare_jobs:
+            return 0 if bench_prepare_jobs(args, config, workdir) else 1
         run(args, config, workdir, list_tracks)
 
 

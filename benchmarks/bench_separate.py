@@ -29,6 +29,15 @@ Targets (printed as met / NOT met): >= 70% of the roofline at 2049 bins,
 >= 150x real time at 744 bins, peak memory < 1.5 GB on the long input, and
 faster than the NumPy version.
 
+Then `--jobs` side by side: `keras_dae.separation.separate_files` on
+`--jobs-files` (4) stereo 44.1 kHz WAVs of `--jobs-seconds` (30) with
+`jobs=1` (one file after another in the process) and `jobs=2` (two spawned
+worker processes, one file per task), at the first of `--bins`, each side in
+a fresh process from the model file (the workers' start, importing
+TensorFlow and loading the model, is in the time). It prints both wall
+times, the speed-up jobs=1 / jobs=2 and whether the two wrote the same
+samples. `--jobs-only` runs just this comparison.
+
 Besides seconds, each row shows the CPU its process used (`own cores`) and
 how many cores other processes used meanwhile (`other load`): run it on an
 idle machine.
@@ -37,8 +46,9 @@ Run from the repository root:
 
     .venv/bin/python benchmarks/bench_separate.py            # 3 and 60 minutes, 2049 and 744 bins: ~15 minutes
     .venv/bin/python benchmarks/bench_separate.py --quick    # 0.5 and 2 minutes: ~2 minutes
+    .venv/bin/python benchmarks/bench_separate.py --jobs-only --bins 2049   # jobs=1 against jobs=2: ~1 minute
 
-Nothing is asserted.
+Nothing is asserted; the exit code is 1 if the two `--jobs` sides wrote different samples.
 """
 
 import argparse
@@ -51,7 +61,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import CpuMeter, argument_parser, best_seconds, load_flag, print_machine, scratch_dir, section
+from harness import CpuMeter, argument_parser, best_seconds, load_flag, print_machine, ratio, scratch_dir, section
 
 RATE = 44100
 CHANNELS = 2
@@ -61,18 +71,23 @@ TARGET_PEAK_GB = 1.5
 
 
 def parse_args(argv=None):
-    parser = argument_parser(__doc__, quick="smoke run: 0.5 and 2 minutes")
+    parser = argument_parser(__doc__, quick="smoke run: 0.5 and 2 minutes, --jobs files of 10 s")
     parser.add_argument("--short-minutes", type=float, default=3.0)
     parser.add_argument("--long-minutes", type=float, default=60.0)
     parser.add_argument("--bins", type=int, nargs="+", default=[2049, 744])
     parser.add_argument("--workdir", default=None, help="where the inputs and outputs go (default: a temporary dir)")
-    parser.add_argument("--case", help=argparse.SUPPRESS)  # child process: package|numpy
+    parser.add_argument("--jobs-files", type=int, default=4, help="files of the --jobs comparison (default 4)")
+    parser.add_argument("--jobs-seconds", type=float, default=30.0, help="their length (default 30 s)")
+    parser.add_argument("--jobs", type=int, default=2, help="jobs of the parallel side (default 2)")
+    parser.add_argument("--jobs-only", action="store_true", help="only the jobs=1 / jobs=2 comparison")
+    parser.add_argument("--case", help=argparse.SUPPRESS)  # child process: package|numpy|jobs
     parser.add_argument("--input", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--num-bins", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--case-jobs", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
-        args.short_minutes, args.long_minutes = 0.5, 2.0
+        args.short_minutes, args.long_minutes, args.jobs_seconds = 0.5, 2.0, 10.0
     return args
 
 
@@ -137,9 +152,30 @@ def numpy_separate(weights, config, audio):
     return vocals
 
 
+def jobs_child(args):
+    """`separate_files` of every WAV in `args.input` with `jobs=args.case_jobs`, timed; prints a JSON line."""
+    from keras_dae.separation import separate_files
+    from keras_dae.spectral import SpectralConfig
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model_path = out / "model.keras"
+    sf_model(args.num_bins).save(model_path)  # seeded: the same model on both sides
+    inputs = sorted(Path(args.input).glob("*.wav"))
+    with CpuMeter() as meter:
+        done, failed = separate_files(model_path, inputs, out, spectral=SpectralConfig(num_bins=args.num_bins),
+                                      jobs=args.case_jobs, overwrite=True)
+    print(json.dumps({"seconds": meter.seconds, "own_cores": meter.own_cores, "other_load": meter.other_load,
+                      "failed": [str(error) for _, error in failed],
+                      "vocals": [str(outputs["vocals"]) for _, outputs in done]}))
+
+
 def child(args):
     """One timed case in this (fresh) process; prints a JSON line."""
     import soundfile
+
+    if args.case == "jobs":
+        return jobs_child(args)
 
     from keras_dae.spectral import SpectralConfig
 
@@ -191,9 +227,9 @@ def chunk_breakdown(model, config, repeats=3):
     return chunk, model_only
 
 
-def run_case(case, path, num_bins, out):
+def run_case(case, path, num_bins, out, jobs=None):
     command = [sys.executable, __file__, "--case", case, "--input", str(path), "--num-bins", str(num_bins),
-               "--out", str(out)]
+               "--out", str(out)] + ([] if jobs is None else ["--case-jobs", str(jobs)])
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f"{case} at {num_bins} bins failed:\n{result.stderr[-3000:]}")
@@ -252,11 +288,41 @@ def _flag(record):
     return load_flag(record["other_load"])
 
 
+def run_jobs(args, workdir):
+    """The `--jobs` comparison: `--jobs-files` files with jobs=1, then with `--jobs`, each in a fresh process."""
+    import soundfile
+
+    from keras_dae.workers import usable_cores
+
+    num_bins = args.bins[0]
+    folder = workdir / "jobs-inputs"
+    folder.mkdir(exist_ok=True)
+    audio = sum(write_input(folder / f"in{index}.wav", args.jobs_seconds / 60) for index in range(args.jobs_files))
+    section(f"--jobs: {args.jobs_files} files x {args.jobs_seconds:g} s stereo 44.1 kHz, sf at {num_bins} bins; "
+            f"usable cores {usable_cores()}")
+    rows = {}
+    for jobs in (1, args.jobs):
+        record = run_case("jobs", folder, num_bins, workdir / f"jobs{jobs}", jobs=jobs)
+        if record["failed"]:
+            raise SystemExit(f"jobs={jobs}: {record['failed']}")
+        rows[jobs] = record
+        print(f"jobs={jobs}  {record['seconds']:7.1f} s wall  {audio / record['seconds']:6.1f}x RT  "
+              f"own cores {record['own_cores']:.2f}  other load {record['other_load']:.2f}{_flag(record)}", flush=True)
+    same = all(np.array_equal(soundfile.read(one, dtype="float32")[0], soundfile.read(two, dtype="float32")[0])
+               for one, two in zip(rows[1]["vocals"], rows[args.jobs]["vocals"]))
+    print(f"same samples (every vocals.wav): {same}")
+    speed_up = ratio(rows[1]["seconds"], rows[args.jobs]["seconds"])
+    print(f"speed-up (jobs=1 wall / jobs={args.jobs} wall): {speed_up:.2f}x")
+    return 0 if same else 1
+
+
 def run(args, workdir):
     import soundfile
 
     from keras_dae.spectral import SpectralConfig
 
+    if args.jobs_only:
+        return run_jobs(args, workdir)
     section("inputs")
     inputs = {}
     for label, minutes in (("short", args.short_minutes), ("long", args.long_minutes)):
@@ -308,7 +374,7 @@ def run(args, workdir):
             print(f"  target >= {TARGET_ROOFLINE:.0%} of the roofline at 2049 bins: {met(share >= TARGET_ROOFLINE)}")
         if num_bins == 744:
             print(f"  target >= {TARGET_RT_744:.0f}x real time at 744 bins: {met(long['rt'] >= TARGET_RT_744)}")
-    return 0
+    return run_jobs(args, workdir)
 
 
 if __name__ == "__main__":

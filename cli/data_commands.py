@@ -49,13 +49,17 @@ def synth(out, num_tracks, seconds, seed, rate, subset):
 @click.option("--num-workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Workers preparing the same --out together.")
 @click.option("--overwrite", is_flag=True, help="Delete a previous cache in --out first.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Shards written at once, each in its own process reading one track chunk by chunk "
+                   "(default: one per 2 usable cores; 1: one after another in this process).")
 def prepare(root, is_wav, subset, split, num_bins, window_length, fft_length, hop_length,
-            out, worker_index, num_workers, overwrite):
+            out, worker_index, num_workers, overwrite, jobs):
     """Write the spectrogram frames of MUSDB tracks as a sharded TFRecord cache.
 
     One shard per track, each written under a temporary name and renamed when
     whole; re-running skips complete shards. Train from it with
-    `keras-dae train --prepared OUT`.
+    `keras-dae train --prepared OUT`. --jobs N writes N shards at once in
+    worker processes (the same shards), within this worker's part.
     """
     if worker_index >= num_workers:
         raise click.BadParameter(
@@ -70,7 +74,7 @@ def prepare(root, is_wav, subset, split, num_bins, window_length, fft_length, ho
     selection = {"root": str(root) if root else None, "is_wav": is_wav, "subset": subset, "split": split}
     index = prepare_dataset(
         tracks, out, spectral=config, worker_index=worker_index, num_workers=num_workers,
-        selection=selection, overwrite=overwrite, progress=not STATE["quiet"],
+        selection=selection, overwrite=overwrite, progress=not STATE["quiet"], jobs=jobs,
     )
     done = sum(shard["frames"] is not None for shard in index["shards"])
     state = "complete" if index["complete"] else "incomplete (other workers' shards missing)"

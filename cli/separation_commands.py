@@ -39,6 +39,42 @@ def _progress_for(path):
     return update
 
 
+class _FilesBar:
+    """A progress bar over the files separated in worker processes (several at once: no per-file bar), on a
+    terminal's stderr, drawn as each file finishes; `clear()` erases it before a line is printed."""
+
+    def __init__(self, num_files):
+        self.bar = click.progressbar(length=num_files, label="files", file=sys.stderr, show_eta=True,
+                                     show_pos=True)
+        self.closed = False
+
+    def __call__(self, num_finished, num_files):
+        self.bar.update(num_finished - self.bar.pos)
+        if num_finished >= num_files:
+            self.close()
+
+    def clear(self):
+        if self.bar.pos > 0 and not self.closed:
+            click.echo("\r\033[K", nl=False, err=True)
+
+    def close(self):
+        """Ends the bar on its own line, the cursor shown again (also after an error)."""
+        if self.bar.pos > 0 and not self.closed:
+            self.closed = True
+            self.bar.render_finish()
+
+
+def _files_progress(num_files, jobs):
+    """A `_FilesBar` when several files go to worker processes and stderr is a terminal, else None."""
+    from keras_dae.separation.files import CORES_PER_JOB
+    from keras_dae.workers import usable_cores
+
+    jobs = jobs or max(1, usable_cores() // CORES_PER_JOB)
+    if STATE["quiet"] or not sys.stderr.isatty() or min(jobs, num_files) <= 1:
+        return None
+    return _FilesBar(num_files)
+
+
 @click.command("separate")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("--model", "model_path", type=click.Path(), required=True,
@@ -54,8 +90,12 @@ def _progress_for(path):
               help="STFT frames processed at once (bounds memory). Default: 2048, or 512 with --wiener.")
 @spectral_options
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Files separated at once, each in its own process holding one model and one chunk "
+                   "(default: one per 4 usable cores, as one separation uses several; 1: one after another "
+                   "in this process).")
 @click.pass_context
-def separate(ctx, inputs, model_path, out, mask, wiener, chunk_frames, overwrite, **spectral):
+def separate(ctx, inputs, model_path, out, mask, wiener, chunk_frames, overwrite, jobs, **spectral):
     """Separate each INPUT into vocals.wav and accompaniment.wav.
 
     Reads anything ffmpeg decodes (WAV, FLAC, OGG, MP3, M4A; for .stem.mp4 the
@@ -63,25 +103,37 @@ def separate(ctx, inputs, model_path, out, mask, wiener, chunk_frames, overwrite
     WAVs with the input's rate, length and channels. Long files are processed
     in chunks, so memory does not grow with their length. A file that fails
     is reported in one line and the others are still processed; the exit
-    code is 1 if any failed.
+    code is 1 if any failed. --jobs N separates N files at once in worker
+    processes (the same outputs, reported in the same order).
 
     Spectral settings default to the model's run (config.json).
     """
     import_library()
+    from keras_dae import runs
     from keras_dae.separation import separate_files
 
     model, config = _load(ctx, model_path, spectral)
+    files_bar = _files_progress(len(inputs), jobs)
 
     def done(path, outputs):
+        if files_bar:
+            files_bar.clear()
         click.echo(f"{click.format_filename(path)}: wrote {outputs['vocals'].parent}/vocals.wav, accompaniment.wav")
 
     def failed(path, error):
+        if files_bar:
+            files_bar.clear()
         click.echo(f"keras-dae: error: {to_flags(error_message(error) or str(error))}", err=True)
 
-    finished, errors = separate_files(
-        model, list(inputs), out, spectral=config, mask=mask, wiener=wiener, chunk_frames=chunk_frames,
-        overwrite=overwrite, on_done=done, on_error=failed, progress_for=_progress_for,
-    )
+    try:
+        finished, errors = separate_files(
+            model, list(inputs), out, spectral=config, mask=mask, wiener=wiener, chunk_frames=chunk_frames,
+            overwrite=overwrite, on_done=done, on_error=failed, progress_for=None if files_bar else _progress_for,
+            on_finish=files_bar, model_file=runs.model_file(model_path), jobs=jobs,
+        )
+    finally:
+        if files_bar:
+            files_bar.close()
     if errors and len(inputs) > 1:
         log.warning("%d of %d files failed; %d separated.", len(errors), len(inputs), len(finished))
     return 1 if errors else 0
@@ -103,7 +155,8 @@ def separate(ctx, inputs, model_path, out, mask, wiener, chunk_frames, overwrite
 @click.option("--overwrite", is_flag=True, help="Recompute every track (default: resume, skipping finished ones).")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Tracks scored at once, each in its own process holding one model and one track "
-                   "(default: the usable cores; 1: one after another in this process).")
+                   "(default: the usable cores, no more than the available memory holds for the longest "
+                   "track; 1: one after another in this process).")
 @click.pass_context
 def evaluate(ctx, model_path, root, is_wav, subset, split, out, mask, wiener, references, overwrite, jobs,
              **spectral):

@@ -44,6 +44,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -86,8 +87,9 @@ class _MusTrack:
 def load_sources(track):
     """`(mixture, {"vocals": ..., "accompaniment": ...})` of a `TrackInfo`, float32 `(samples, 2)`."""
     sources = read_track(track)
-    vocals = sources[SOURCES.index("vocals")]
+    vocals = sources[SOURCES.index("vocals")].copy()  # not a view, which would keep all four sources alive
     mixture = sources.sum(axis=0)
+    del sources
     return mixture, {"vocals": vocals, "accompaniment": mixture - vocals}
 
 
@@ -155,6 +157,95 @@ def _score_track(track, out, todo, model, spectral, mask, wiener):
     return todo
 
 
+# --------------------------------------------------------------------------- memory per job
+
+# What a job holds whatever the track's length: TensorFlow, the model, the separation's and the ideal ratio
+# mask's chunks (about 1.05 GB measured with an sf model at 2049 bins, benchmarks/bench_evaluate_memory.py;
+# rounded up so that `job_bytes` is at or above the measured peaks).
+JOB_FIXED_BYTES = 1.2e9
+
+
+def job_bytes(num_samples):
+    """The planned peak memory (bytes) of a job scoring a stereo track of `num_samples` samples.
+
+    `JOB_FIXED_BYTES` plus what grows with the track: museval's BSS Eval
+    (v4, whole-track distortion filters) holds the FFTs of both references
+    (4 channels) and of one estimate (2), complex128 over `n_fft`, the power
+    of two at or above `num_samples + 511`, and three such temporaries while
+    it correlates them: 144 bytes per FFT point; and 108 bytes per sample,
+    measured, of which 88 are the track's float32 arrays (mixture, two
+    references, two estimates), museval's copies of the references and
+    estimates, and the estimate it zero-pads in float64. 3-10% above the
+    peaks measured from 20 s to 10 minutes.
+    """
+    n_fft = 2 ** math.ceil(math.log2(num_samples + 511))
+    return JOB_FIXED_BYTES + 144 * n_fft + 108 * num_samples
+
+
+def available_memory():
+    """Bytes that can still be allocated, or None if unknown.
+
+    `MemAvailable` of `/proc/meminfo`, lowered to what the process's
+    control group still allows if it has a memory limit (cgroup v2
+    `memory.max` or v1 `memory.limit_in_bytes`, less its usage without its
+    reclaimable file cache).
+    """
+    try:
+        with open("/proc/meminfo") as handle:
+            found = dict(line.split(":", 1) for line in handle)
+        available = int(found["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+    for limit, usage, cache in _cgroup_memory():
+        if limit < 1 << 60:  # "max" and v1's unlimited are larger
+            available = min(available, max(limit - usage + cache, 0))
+    return available
+
+
+def _cgroup_memory():
+    """`(limit, usage, inactive file cache)` bytes of each memory control group this process is in."""
+    try:
+        with open("/proc/self/cgroup") as handle:
+            lines = [line.rstrip("\n").split(":", 2) for line in handle]
+    except OSError:
+        return []
+    found = []
+    for _, controllers, path in (line for line in lines if len(line) == 3):
+        if controllers == "":
+            base, files = Path("/sys/fs/cgroup"), ("memory.max", "memory.current", "inactive_file")
+        elif "memory" in controllers.split(","):
+            base, files = Path("/sys/fs/cgroup/memory"), ("memory.limit_in_bytes", "memory.usage_in_bytes",
+                                                          "total_inactive_file")
+        else:
+            continue
+        for directory in (base / path.lstrip("/"), base):  # a cgroup namespace shows its own root as "/"
+            try:
+                limit, usage = ((directory / name).read_text().strip() for name in files[:2])
+                stat = dict(line.split() for line in (directory / "memory.stat").read_text().splitlines())
+                found.append((int(limit) if limit != "max" else 1 << 62, int(usage), int(stat.get(files[2], 0))))
+                break
+            except (OSError, ValueError):
+                continue
+    return found
+
+
+def default_jobs(tracks):
+    """`jobs=None` for `tracks` to score: one per usable core and track, at most as many as the available
+    memory holds (`available_memory() // job_bytes(longest track)`, at least 1)."""
+    cores = usable_cores()
+    most = min(cores, len(tracks))
+    available = available_memory()
+    if most <= 1 or available is None:
+        return max(most, 1)
+    longest = max(tracks, key=lambda track: track.num_samples)
+    need = job_bytes(longest.num_samples)
+    jobs = max(1, min(most, int(available // need)))
+    log.info("jobs=%d for %d tracks: %d usable cores, %.1f GB of memory available, about %.1f GB per job for "
+             "the longest track ('%s', %.0f s)", jobs, len(tracks), cores, available / 1e9, need / 1e9,
+             longest.name, longest.num_samples / longest.rate)
+    return jobs
+
+
 # --------------------------------------------------------------------------- worker processes
 
 _WORKER = {}
@@ -204,21 +295,29 @@ def evaluate(model, tracks, out, *, spectral=None, model_file=None, mask="subtra
             order they finish (any order with `jobs` > 1), `index` the track's
             position in `tracks`, `computed` the methods scored now (not resumed).
         jobs: positive int or None: how many tracks are scored at once, each
-            in its own worker process. None: the usable cores
-            (`usable_cores()`), or 1 for an in-memory `model` without a
+            in its own worker process. None: one per usable core
+            (`usable_cores()`) and track to score, but no more than the
+            available memory holds for the longest of them (`default_jobs`,
+            logged at INFO), or 1 for an in-memory `model` without a
             `model_file` (a Keras model cannot be sent to another process);
             1: in this process, one track after another. At most one job per
             track to compute is started (one track left: this process).
-            Memory: each job holds one model (loaded from `model_file`, only
-            when `"model"` is scored) plus one track's audio (the mixture, the
-            two references and the two estimates, float32 stereo) and
-            museval's arrays for it, which dominate: measured peak of a job
-            about 0.7 GB (TensorFlow loaded) + 36 MB per second of 44.1 kHz
-            stereo track (20 s: 1.4 GB, 60 s: 2.9 GB; a 4-minute track about
-            9 GB; `jobs=1` needs as much per track, in this process); this
-            process holds the model too. Each job runs TensorFlow and BLAS on one
-            thread. Processes are spawned: a script calling `evaluate` with
-            `jobs` > 1 must do so under `if __name__ == "__main__":`.
+            Memory: each job holds TensorFlow and one model (loaded from
+            `model_file`, only when `"model"` is scored), the separation's and
+            the ideal ratio mask's chunks (bounded), one track's audio (the
+            mixture, the two references and the two estimates, float32
+            stereo) and museval's arrays for it, which grow with the track
+            (FFTs of the whole track, complex128, over the power of two at or
+            above its samples). Measured peak of a job with a 2049-bin `sf`:
+            about 1.05 GB + 14.3 MB per second of 44.1 kHz stereo track
+            (20 s: 1.3 GB, 60 s: 1.9 GB, a 4-minute track 4.6 GB, a
+            10-minute one 8.6 GB: museval's share steps at each power of two
+            of samples, between 11 and 18 MB per second; `job_bytes` plans
+            with it); `jobs=1` needs as much per track, in this process; this
+            process holds the model too.
+            Each job runs TensorFlow and BLAS on one thread. Processes are
+            spawned: a script calling `evaluate` with `jobs` > 1 must do so
+            under `if __name__ == "__main__":`.
 
     Returns:
         the summary, see `summarize`.
@@ -241,9 +340,9 @@ def evaluate(model, tracks, out, *, spectral=None, model_file=None, mask="subtra
         model, spectral = resolve(model, spectral=spectral)
     one_of("mask", mask, MASKS)
     needs_file = "model" in methods and model_file is None
-    if jobs is None:
-        jobs = 1 if needs_file else usable_cores()
-    elif jobs > 1 and needs_file:
+    if jobs is None and needs_file:
+        jobs = 1
+    elif jobs is not None and jobs > 1 and needs_file:
         raise ValueError(
             f"a Keras model in memory cannot be sent to worker processes; give `model` as a file or run "
             f"directory, or its `model_file`, or `jobs=1`. Received: jobs={jobs}"
@@ -253,6 +352,8 @@ def evaluate(model, tracks, out, *, spectral=None, model_file=None, mask="subtra
     remove_stale_temporaries(out, depth=2)  # what a killed run left, up to OUT/<method>/<subset>/
     _check_settings(out, settings, overwrite)
     todos = [_todo(out, methods, overwrite, track) for track in tracks]
+    if jobs is None:
+        jobs = default_jobs([track for track, todo in zip(tracks, todos) if todo])
     jobs = min(jobs, sum(1 for todo in todos if todo))
     if jobs <= 1:  # in this process, in order
         for index, (track, todo) in enumerate(zip(tracks, todos)):

@@ -36,6 +36,7 @@ import threading
 import time
 
 _THREAD_VARIABLES = (
+    "KERAS_DAE_THREADS",  # `threads()`: what keras-dae's own thread pools (scipy's FFTs) use
     "TF_NUM_INTRAOP_THREADS",
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -49,6 +50,14 @@ def usable_cores():
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not on Linux
         return os.cpu_count() or 1
+
+
+def threads():
+    """The threads this process's own pools may use: its share in a worker (`KERAS_DAE_THREADS`), else the usable cores."""
+    try:
+        return max(1, int(os.environ.get("KERAS_DAE_THREADS", "")))
+    except ValueError:
+        return usable_cores()
 
 
 def worker_environment(jobs):

@@ -24,6 +24,16 @@ directory together; each rewrites `index.json` when it finishes. One
 preparation holds the directory's lock (`keras_dae.locking`); workers share
 it, each holding its own part (`worker-I`) alone.
 
+`jobs` is orthogonal to the workers: within one worker's part (all of it
+without workers), its shards are written by `jobs` spawned processes
+(`keras_dae.workers`), one shard per task, the longest tracks first. This
+process holds the lock (or the part), skips the complete shards before it
+hands out the others, and writes `index.json`; each process writes its shard
+and then its sidecar, atomically, exactly as the sequential path does, so
+the shards are byte for byte those of `jobs=1`. After a `kill -9` the workers
+exit within a second or two; only the shards in flight are lost, and a rerun
+removes their temporaries and writes them.
+
 Size: 2 x 4 x num_bins bytes per frame, about 6.5 GB per hour of audio at the
 default 2049 bins.
 """
@@ -46,6 +56,7 @@ from keras_dae.data.readers import iterate_reading
 from keras_dae.data.tracks import read_track
 from keras_dae.errors import tensorflow_detail, writing
 from keras_dae.locking import directory_lock
+from keras_dae.workers import in_processes, usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +66,9 @@ INDEX = "index.json"
 FRAMES_PER_RECORD = 64
 # Frames computed per STFT call (about 18 s of audio at the defaults).
 CHUNK_FRAMES = 2048
+# The default `jobs`: one preparation keeps about 1.3 cores busy on its own (TensorFlow's FFT, the decoding),
+# and a worker takes about 4.5 s to start: on 2 cores `jobs=2` took 2.7-5 times as long as `jobs=1`.
+CORES_PER_JOB = 2
 VOCALS = SOURCES.index("vocals")
 
 
@@ -122,7 +136,9 @@ def _records(mixture, vocals):
             "vocals": tf.train.Feature(bytes_list=tf.train.BytesList(value=[voc.tobytes()])),
             "frames": tf.train.Feature(int64_list=tf.train.Int64List(value=[len(mix)])),
         }
-        yield tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+        # Deterministic: the map of features is otherwise serialised in an order that varies between processes
+        # (upb's hash seed), so the same shard written by another process (`jobs`, a rerun) had other bytes.
+        yield tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
 
 
 def _write_shard(directory, name, track, spectral, progress):
@@ -147,6 +163,24 @@ def _write_shard(directory, name, track, spectral, progress):
     }
     _write_json(directory / f"{name}.json", sidecar)
     return sidecar
+
+
+def _worker_write_shard(directory, name, track, spectral):
+    """One task of a worker process: `_write_shard` without a progress bar (the parent advances it)."""
+    return _write_shard(Path(directory), name, track, spectral, None)
+
+
+def _write_in_workers(directory, todo, spectral, jobs, bar):
+    """Writes the shards `todo` (`[(name, track)]`) in `jobs` worker processes, `bar` advanced as each finishes."""
+    # The longest tracks first, so that no long shard starts last while the other jobs sit idle.
+    todo = sorted(todo, key=lambda planned: -planned[1].num_samples)
+    items = [(str(directory), name, track, spectral) for name, track in todo]
+    finished = in_processes(_worker_write_shard, items, jobs=jobs,
+                            describe=lambda item: f"shard '{item[1]}' (track '{item[2].name}')")
+    for (_, name, _, _), sidecar in finished:
+        log.debug("wrote shard %s", name)
+        if bar is not None:
+            bar.add(sidecar["frames"])
 
 
 def _write_json(path, data):
@@ -250,6 +284,7 @@ def prepare_dataset(
     selection=None,
     overwrite=False,
     progress=True,
+    jobs=1,
 ):
     """Writes the frames of `tracks` as a sharded TFRecord cache in `out`.
 
@@ -267,7 +302,32 @@ def prepare_dataset(
         overwrite: bool, default False. Remove a previous cache in `out`
             first (otherwise complete shards are kept and skipped, and a cache
             with other settings or tracks is refused).
-        progress: bool, default True. A progress bar in frames.
+        progress: bool, default True. A progress bar in frames (with
+            `jobs` > 1 it advances by a shard's frames as each shard ends).
+        jobs: positive int or None, default 1: how many shards (of this
+            worker's part) are written at once, each in its own worker
+            process. None (what `keras-dae prepare` uses): one job per
+            `CORES_PER_JOB` usable cores, at least 1; 1: in this process, one shard after
+            another. At most one job per shard to write is started (one
+            shard left: this process). The shards are byte for byte those of
+            `jobs=1`. Memory per job: a job reads a WAV track chunk by chunk
+            (`CHUNK_FRAMES` frames, about 18 s at the defaults, a few chunks
+            in flight), so its peak does not grow with the track: measured peak
+            RSS (`VmHWM`) of a worker writing one shard of a 44.1 kHz stereo
+            MUSDB18-HQ track at 2049 bins, 1.15 GB for 60 s, 1.2-1.3 GB for
+            240 s (and 480 s), of which 0.67 GB is TensorFlow loaded; about
+            the same at 64 bins (the FFT's full spectrum is computed before
+            the bins are kept). A `.stem.mp4` track (MUSDB18) is the
+            exception: ffmpeg cannot seek sample-exactly, so `track_frames`
+            decodes it whole first (`_chunk_audio`'s `whole`), about 1.8 MB
+            more per second of track: 1.24 GB for 60 s, 1.57 GB for 240 s.
+            Each job runs TensorFlow and BLAS on `usable_cores() // jobs`
+            threads. Speed: one process already keeps about 1.3 cores busy
+            and a worker takes seconds to start, so on 2 cores `jobs=2` was
+            slower than `jobs=1` (`benchmarks/bench_data.py --prepare-jobs`:
+            0.2x on 4 x 30 s, 0.4x on 4 x 240 s). Processes are spawned: a
+            script calling `prepare_dataset` with `jobs` > 1 must do so under
+            `if __name__ == "__main__":`.
 
     Returns:
         dict, the index written to `out/index.json`; `complete` is False
@@ -283,6 +343,7 @@ def prepare_dataset(
         raise ValueError("prepare_dataset needs at least one track.")
     spectral = spectral or front_end.SpectralConfig()
     positive_int("num_workers", num_workers)
+    positive_int("jobs", jobs, optional=True)
     if non_negative_int("worker_index", worker_index) >= num_workers:
         raise ValueError(
             f"worker_index must be in [0, {num_workers}). Received: worker_index={worker_index!r}"
@@ -310,10 +371,10 @@ def prepare_dataset(
                                                         for suffix in (".tfrecord", ".json")})
         with writing(directory, "frame cache "):  # a full disk: one line naming the cache
             return _write_cache(directory, planned, spectral, worker_index, num_workers, selection, overwrite,
-                                progress)
+                                progress, jobs)
 
 
-def _write_cache(directory, planned, spectral, worker_index, num_workers, selection, overwrite, progress):
+def _write_cache(directory, planned, spectral, worker_index, num_workers, selection, overwrite, progress, jobs):
     """`prepare_dataset` in `directory`, whose lock (or this worker's part of it) this process holds."""
     if overwrite:
         _remove_previous(directory)
@@ -332,9 +393,14 @@ def _write_cache(directory, planned, spectral, worker_index, num_workers, select
         log.info("%d of %d shards already complete in '%s': skipping them", skipped, len(mine), directory)
     total = sum(spectral.num_frames(track.num_samples) for _, track in todo)
     bar = keras.utils.Progbar(total, unit_name="frame") if progress and todo else None
-    for name, track in todo:
-        log.debug("writing shard %s (%s)", name, track.name)
-        _write_shard(directory, name, track, spectral, bar)
+    jobs = min(max(1, usable_cores() // CORES_PER_JOB) if jobs is None else jobs, len(todo))
+    if jobs <= 1:  # in this process, in order
+        for name, track in todo:
+            log.debug("writing shard %s (%s)", name, track.name)
+            _write_shard(directory, name, track, spectral, bar)
+    else:
+        log.info("writing %d shards in %d processes", len(todo), jobs)
+        _write_in_workers(directory, todo, spectral, jobs, bar)
     index = _index(directory, planned, spectral, selection)
     _write_json(directory / INDEX, index)
     return index

@@ -53,13 +53,14 @@ from keras_dae import spectral as front_end
 from keras_dae import tracing
 from keras_dae.checks import non_negative_int, one_of, positive_int, positive_number
 from keras_dae.separation.masks import MASKS, soft_mask, subtract_gain
+from keras_dae.workers import threads
 
 log = logging.getLogger(__name__)
 
 CHUNK_FRAMES = 2048  # about 18 s at the default hop
 WIENER_CHUNK_FRAMES = 512
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-WORKERS = os.cpu_count() or 1  # scipy.fft threads
+WORKERS = threads()  # scipy.fft threads: the usable cores, or a worker process's share of them
 
 
 class _Chunker:

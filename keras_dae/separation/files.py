@@ -27,12 +27,25 @@ For each input, with memory bounded by the chunk size whatever its length:
    one whose process is gone. A separation holds the lock of `OUT/<name>/`
    (`keras_dae.locking`): a second one into it is refused while it runs.
 
+With `jobs` > 1, `separate_files` separates the files in that many worker
+processes (`keras_dae.workers`: spawned, the parent watched, threads shared
+out), one file per task. Each worker loads the model once from its file and
+runs `separate_file` on its file exactly as the sequential path does: it
+takes the lock of `OUT/<name>/`, writes under temporary names and renames,
+so the outputs are those of `jobs=1` byte for byte (but for the time stamp
+of the WAV's `PEAK` chunk, which differs between any two runs) and a second
+separation into a folder a worker writes is refused. The parent reports the
+files in the order given, as `jobs=1` does. After a `kill -9` only the files
+in flight are lost; their scratch directories are removed by the next run.
+
 `separation.separate` does the same on arrays in memory (one-shot soxr gives
 the same samples as the streaming resampler).
 """
 
 import contextlib
+import logging
 import os
+import pickle
 import re
 from pathlib import Path
 
@@ -41,13 +54,21 @@ import soundfile
 
 from keras_dae import audiofile
 from keras_dae.atomic import remove_stale_temporaries, temporary_directory
+from keras_dae.checks import positive_int
 from keras_dae.errors import cannot_write, writing
 from keras_dae.locking import clear_directory, directory_lock
 from keras_dae.separation.core import finite_level, input_scale, report_level, resolve, separate_blocks, stems_of
+from keras_dae.workers import in_processes, usable_cores
+
+log = logging.getLogger(__name__)
 
 STEMS = ("vocals", "accompaniment")
 SUBTYPE = "FLOAT"
 MULTI_SUFFIXES = (".stem.mp4", ".stem.m4a")
+# The default `jobs` of `separate_files`: one separation keeps several cores busy on its own (TensorFlow's
+# matrix products, the FFTs), and a worker's start (TensorFlow, the model) costs 3-4 s: on 2 cores `jobs=2`
+# took 1.4-2.2 times as long as `jobs=1` on 4 files of 30-120 s (benchmarks/bench_separate.py).
+CORES_PER_JOB = 4
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
 
 
@@ -268,34 +289,210 @@ def _separate_into(model, spectral, info, tmp, mask, wiener, chunk_frames, progr
     return stems
 
 
+# --------------------------------------------------------------------------- worker processes
+
+_WORKER = {}
+
+
+class _Records(logging.Handler):
+    """Collects a worker's log records of one task, to be logged again in the parent (whose log the user sees)."""
+
+    def __init__(self):
+        super().__init__()
+        self.records = []
+
+    def emit(self, record):
+        self.records.append((record.name, record.levelno, record.getMessage()))
+
+
+def _init_worker(model_file, spectral, level):
+    _WORKER.update(model_file=model_file, spectral=spectral, model=None)
+    logging.getLogger("keras_dae").setLevel(level)  # the parent's level: its warnings and notes come back
+
+
+def _sendable(error):
+    """`error`, or `(class, args, attributes)` if it does not survive pickling (an `__init__` taking other
+    arguments than its `args`, as `checks.ParameterError`); `_received` rebuilds it."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        return type(error), error.args, dict(vars(error))
+    return error
+
+
+def _received(error):
+    if error is None or isinstance(error, BaseException):
+        return error
+    kind, args, attributes = error
+    rebuilt = kind.__new__(kind, *args)
+    rebuilt.args = args
+    rebuilt.__dict__.update(attributes)
+    return rebuilt
+
+
+def _worker_separate(index, path, out_dir, name, options):
+    """One task of a worker: `separate_file` of `path` (the `index`-th input) with this worker's model,
+    loaded from its file on first use.
+
+    Returns:
+        `(outputs, None, records)`, or `(None, error, records)` for the
+        errors after which the sequential path goes on with the next file;
+        `records` are the task's log records.
+    """
+    if _WORKER["model"] is None:
+        _WORKER["model"], _ = resolve(_WORKER["model_file"], spectral=_WORKER["spectral"])
+    handler = _Records()
+    logger = logging.getLogger("keras_dae")
+    logger.addHandler(handler)
+    try:
+        outputs = separate_file(_WORKER["model"], path, out_dir, spectral=_WORKER["spectral"], name=name, **options)
+        return outputs, None, handler.records
+    except (ValueError, OSError) as error:
+        return None, _sendable(error), handler.records
+    finally:
+        logger.removeHandler(handler)
+
+
+def _separate_in_workers(pending, out_dir, jobs, model_file, spectral, options, finish):
+    """Separates `pending` (`[(index, path, name)]`) in `jobs` worker processes; `finish(index, outputs, error)`
+    as each one finishes."""
+    items = [(index, path, out_dir, name, options) for index, path, name in pending]
+    level = logging.getLogger("keras_dae").getEffectiveLevel()
+    finished = in_processes(_worker_separate, items, jobs=jobs, initializer=_init_worker,
+                            initargs=(str(model_file), spectral, level), describe=lambda item: f"'{item[1]}'")
+    for (index, *_), (outputs, error, records) in finished:
+        finish(index, outputs, _received(error), records)
+
+
+def _has_outputs(target):
+    return any((target / f"{stem}.wav").exists() for stem in STEMS)
+
+
 def separate_files(model, paths, out_dir, *, spectral=None, on_done=None, on_error=None, progress_for=None,
-                   **options):
+                   on_finish=None, model_file=None, jobs=None, **options):
     """Separates each of `paths`; a file that fails does not stop the others.
 
     Args:
-        model, spectral: see `separate_file`; the model is loaded once.
+        model, spectral: see `separate_file`; the model is loaded once (once per worker process).
         paths: input files.
-        out_dir: the output root; one directory per input (`output_names`).
+        out_dir: the output root; one directory per input (`output_names`, computed here, once).
         on_done: callable `(path, outputs)` or None.
-        on_error: callable `(path, error)` or None.
-        progress_for: callable `path -> progress callable` or None.
+        on_error: callable `(path, error)` or None. `on_done` and `on_error`
+            are called in the order of `paths` whatever `jobs` (a file that
+            finishes before an earlier one is reported after it).
+        progress_for: callable `path -> progress callable` or None; used for
+            the files separated in this process (all of them with `jobs=1`).
+        on_finish: callable `(num_finished, num_files)` or None, called as
+            each file finishes (separated or failed), in the order they
+            finish: the progress over the files.
+        model_file: the model's file, loaded by the worker processes (`jobs`
+            > 1); default the file of a `model` given as a path.
+        jobs: positive int or None: how many files are separated at once,
+            each in its own worker process. None: one job per
+            `CORES_PER_JOB` usable cores (at least 1), or 1 for an in-memory `model` without a
+            `model_file` (a Keras model cannot be sent to another process);
+            1: in this process, one file after another. At most one job per
+            file to separate is started (one file left: this process). A
+            file whose outputs exist (without `overwrite`) is refused here
+            with the error a worker would give, and no worker is started for
+            it. Each worker runs `separate_file` as `jobs=1` does: it takes
+            the lock of `OUT/<name>/` while it writes there (there is no lock
+            of `OUT` itself, as with `jobs=1`), so a second separation into
+            that folder is refused meanwhile; the outputs are byte for byte
+            those of `jobs=1` (but for the time stamp libsndfile writes in
+            a float WAV's `PEAK` chunk, which differs between any two runs),
+            and a worker's log records (e.g. the NaN warning) are logged here
+            when its file is reported. After a `kill -9` only the files in
+            flight are lost; the next run removes their scratch directories.
+            Memory per job: one model and one chunk's arrays, bounded by
+            `chunk_frames` whatever the file's length (the audio goes through
+            raw temporary files): measured peak of a worker (`sf` at 2049
+            bins, default `chunk_frames`, 44.1 kHz stereo 16-bit WAV) 1.15 GB
+            on a 60-s file and 1.19 GB on a 240-s one, of which 0.82 GB is
+            TensorFlow and the model loaded, so about 1.2 GB per job flat
+            with length (`jobs=1` needs as much, in this process); this
+            process holds TensorFlow and the model too. Each job runs
+            TensorFlow and BLAS on `usable_cores() // jobs` threads.
+            Processes are spawned: a script calling `separate_files` with
+            `jobs` > 1 must do so under `if __name__ == "__main__":`.
         **options: `mask`, `wiener`, `chunk_frames`, `overwrite` (see `separate_file`).
 
     Returns:
-        `(done, failed)`: lists of `(path, outputs)` and `(path, error)`.
+        `(done, failed)`: lists of `(path, outputs)` and `(path, error)`, in the order of `paths`.
+
+    Raises:
+        ValueError: `jobs` is not a positive integer, or is > 1 with an in-memory model and no `model_file`.
+        ChildProcessError: a worker process died (e.g. out of memory); the finished outputs are kept.
     """
+    from keras_dae import runs
+
+    positive_int("jobs", jobs, optional=True)
+    if model_file is None and isinstance(model, (str, os.PathLike)):
+        model_file = runs.model_file(model)
     model, spectral = resolve(model, spectral=spectral)
+    if jobs is None:
+        jobs = 1 if model_file is None else max(1, usable_cores() // CORES_PER_JOB)
+    elif jobs > 1 and model_file is None:
+        raise ValueError(
+            f"a Keras model in memory cannot be sent to worker processes; give `model` as a file or run "
+            f"directory, or its `model_file`, or `jobs=1`. Received: jobs={jobs}"
+        )
+    paths = list(paths)
     done, failed = [], []
-    for path, name in zip(paths, output_names(paths)):
+    finished = {}  # index in `paths` -> (outputs, error, a worker's log records), until reported
+    state = {"reported": 0, "finished": 0}
+
+    def report(everything=False):
+        """A worker's log records, then `on_done` / `on_error`, of the finished files in the order of `paths`
+        (with gaps if `everything`): the log and the callbacks of `jobs=1`."""
+        for index in sorted(finished):
+            if index != state["reported"] and not everything:
+                break
+            outputs, error, records = finished.pop(index)
+            state["reported"] = index + 1
+            for logger, level, message in records:
+                logging.getLogger(logger).log(level, "%s", message)
+            if error is not None:
+                failed.append((paths[index], error))
+                if on_error:
+                    on_error(paths[index], error)
+            else:
+                done.append((paths[index], outputs))
+                if on_done:
+                    on_done(paths[index], outputs)
+
+    def finish(index, outputs, error, records=()):
+        finished[index] = (outputs, error, records)
+        state["finished"] += 1
+        if on_finish:
+            on_finish(state["finished"], len(paths))
+        report()
+
+    def here(index, path, name):
         try:
             progress = progress_for(path) if progress_for else None
             outputs = separate_file(model, path, out_dir, spectral=spectral, name=name, progress=progress, **options)
         except (ValueError, OSError) as error:
-            failed.append((path, error))
-            if on_error:
-                on_error(path, error)
-            continue
-        done.append((path, outputs))
-        if on_done:
-            on_done(path, outputs)
+            finish(index, None, error)
+            return
+        finish(index, outputs, None)
+
+    pending = [(index, path, name) for index, (path, name) in enumerate(zip(paths, output_names(paths)))]
+    if jobs > 1 and not options.get("overwrite"):
+        # Outputs there already: `separate_file` refuses them at once, here, without a worker.
+        existing = [item for item in pending if _has_outputs(Path(out_dir) / item[2])]
+        pending = [item for item in pending if item not in existing]
+        for item in existing:
+            here(*item)
+    jobs = min(jobs, len(pending))
+    if jobs <= 1:  # in this process, in order
+        for item in pending:
+            here(*item)
+        return done, failed
+    log.info("separating %d files in %d processes", len(pending), jobs)
+    try:
+        _separate_in_workers(pending, out_dir, jobs, model_file, spectral, options, finish)
+    except BaseException:
+        report(everything=True)  # the files finished before the error, then the error
+        raise
     return done, failed
