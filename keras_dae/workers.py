@@ -16,7 +16,9 @@ share:
   (`kill -9` of the command): no orphan goes on computing. Each item writes
   its own output atomically (`keras_dae.atomic`), so only the items in
   flight are lost, and their temporaries are removed by the next run.
-- The parent holds the output directory's lock; the workers do not take it.
+- The parent holds the lock of the directory it writes (evaluate's `OUT`,
+  prepare's cache); the workers do not take it. `separate_files`' workers
+  take the lock of their file's own folder, as the sequential path does.
 - Workers' standard error is the null device (else each prints
   TensorFlow's start-up log) unless TensorFlow's log is asked for
   (`TF_CPP_MIN_LOG_LEVEL=0`, `keras-dae -vv`). An item's exception is raised
