@@ -7,7 +7,7 @@ run from about 1 to 10 minutes; MUSDB18-HQ WAV folders, and the same tracks as
 MUSDB18 `.stem.mp4` files for the stages that decode audio), and runs each
 stage of the paper preset in a fresh process, measuring its wall time, its
 CPU time (the process and its workers, `os.wait4`) and its peak memory (the
-largest single process):
+largest single process, `_peak_mb`):
 
     list             list_tracks of every track (headers)               grows with: tracks
     stream epoch     one training epoch's streamed decoding (tf.data,
@@ -235,9 +235,25 @@ def stage_jacobian(spec):
     return {"frames": JACOBIAN_FRAMES}
 
 
+def _peak_mb():
+    """The peak resident memory of this process or of any of its workers, MB.
+
+    This process's own `VmHWM`, and its waited-for children's largest
+    `ru_maxrss`: a child's high-water mark starts at its parent's resident
+    size at the fork, which is below this process's own peak, so the maximum
+    of the two is right (the parent's `os.wait4` figure for this process
+    would start from the benchmark's own size).
+    """
+    import resource
+
+    with open("/proc/self/status") as handle:
+        own = next(int(line.split()[1]) for line in handle if line.startswith("VmHWM:"))
+    return max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+
+
 def child(stage, spec):
     result = globals()[f"stage_{stage.replace(' ', '_')}"](spec)
-    print("RESULT " + json.dumps(result), flush=True)
+    print("RESULT " + json.dumps({**result, "peak_mb": _peak_mb()}), flush=True)
 
 
 # --------------------------------------------------------------------------- measuring (the parent)
@@ -256,7 +272,7 @@ def run_stage(stage, spec, log):
     if process.returncode != 0:
         raise SystemExit(f"stage {stage} failed (exit {process.returncode}); its log: {log}")
     result = json.loads(next(line for line in output.splitlines() if line.startswith("RESULT "))[7:])
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024, **result}
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, **result}
 
 
 def build_collections(work, sizes, seconds, formats):
