@@ -18,7 +18,8 @@ temporaries; one that is killed (`kill -9`, power loss) cannot.
 writing DIR and holds its lock (`keras_dae.locking.directory_lock`), removes
 what such a process left: the entries matching `TEMPORARY` whose writer is
 gone, that is whose pid is not a running process (`os.kill(pid, 0)` raises
-`ProcessLookupError`), or is a process that started after the temporary was
+`ProcessLookupError`, or the process has exited and awaits reaping: a
+killed command's workers until init reaps them), or is a process that started after the temporary was
 last modified (the pid was reused, e.g. a new container's pid 1). Nothing
 else is ever removed: not another name, not a temporary of a live writer.
 """
@@ -74,6 +75,15 @@ def _process_start(pid):
         return None
 
 
+def _zombie(pid):
+    """Whether `pid` has exited but was not reaped yet (a killed command's workers, until init reaps them)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2:].split()[0] in ("Z", "X")
+    except (OSError, ValueError, IndexError):
+        return False
+
+
 def writer_gone(pid, modified):
     """Whether the process that wrote a temporary named with `pid`, last modified at `modified`, is gone."""
     try:
@@ -84,6 +94,8 @@ def writer_gone(pid, modified):
         pass  # a live process of another user
     except (OverflowError, OSError):
         return False  # cannot tell: keep it
+    if _zombie(pid):
+        return True
     started = _process_start(pid)
     return started is not None and modified < started - CLOCK_SLACK
 
