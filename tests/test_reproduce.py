@@ -222,6 +222,10 @@ def test_prepared_caches_and_jobs_reach_training_and_evaluation(tmp_path, monkey
     assert seen["dae"]["root"] == tmp_path / "musdb" and seen["evaluate"]["jobs"] == 3
     settings = json.loads((tmp_path / "out" / "stages.json").read_text())["settings"]
     assert settings["prepared"] == str(tmp_path / "cache")
+    from keras_dae.reproduce.stages import _data_note
+
+    note = _data_note(False, tmp_path / "musdb", True, TINY, [None], tmp_path / "cache", tmp_path / "valid-cache")
+    assert f"trained on the frame cache `{tmp_path / 'cache'}`, validated on `{tmp_path / 'valid-cache'}`" in note
 
 
 def test_prepared_without_a_root_writes_nothing(tmp_path, monkeypatch):

@@ -173,7 +173,7 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
         stages.run("data", lambda: write_demo_musdb(root, num_train, num_test, seconds=sizes.demo_seconds, seed=seed,
                                                     num_valid=sizes.demo_valid))
         test_tracks = list_tracks(root, is_wav=is_wav, subsets="test")
-    data_note = _data_note(demo, root, is_wav, sizes, test_tracks)
+    data_note = _data_note(demo, root, is_wav, sizes, test_tracks, prepared, prepared_valid)
     frames = {}
 
     def frame_set():
@@ -236,7 +236,7 @@ def reproduce(out, *, root=None, is_wav=False, preset="quick", seed=0, verbose=0
     return verdict, sentence
 
 
-def _data_note(demo, root, is_wav, sizes, test_tracks):
+def _data_note(demo, root, is_wav, sizes, test_tracks, prepared=None, prepared_valid=None):
     if demo:
         num_train, num_test = sizes.demo_tracks
         return (f"Data: no MUSDB root was given, so {num_train} train, {sizes.demo_valid} validation and {num_test} "
@@ -246,5 +246,8 @@ def _data_note(demo, root, is_wav, sizes, test_tracks):
                 "what these models learned from it, not whether the paper's MUSDB18 result holds, and the real "
                 "excerpt is in both subsets, so the scores are not a generalisation figure.")
     layout = "MUSDB18-HQ (WAV)" if is_wav else "MUSDB18 (stems)"
-    return (f"Data: {layout} at `{root}`; the models trained on its train subset; couplings and scores on its "
+    trained = "its train subset"
+    if prepared is not None:
+        trained = f"the frame cache `{prepared}`" + (f", validated on `{prepared_valid}`" if prepared_valid else "")
+    return (f"Data: {layout} at `{root}`; the models trained on {trained}; couplings and scores on its "
             f"{len(test_tracks)} test tracks.")
