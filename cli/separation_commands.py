@@ -66,10 +66,9 @@ class _FilesBar:
 
 def _files_progress(num_files, jobs):
     """A `_FilesBar` when several files go to worker processes and stderr is a terminal, else None."""
-    from keras_dae.separation.files import CORES_PER_JOB
-    from keras_dae.workers import usable_cores
+    from keras_dae.separation.files import default_jobs
 
-    jobs = jobs or max(1, usable_cores() // CORES_PER_JOB)
+    jobs = jobs or default_jobs()
     if STATE["quiet"] or not sys.stderr.isatty() or min(jobs, num_files) <= 1:
         return None
     return _FilesBar(num_files)

@@ -63,11 +63,17 @@ def temporary_directory(directory, name):
         shutil.rmtree(path, ignore_errors=True)
 
 
+def _stat(pid):
+    """The fields of `/proc/PID/stat` after the command name (field 3, the state, first); OSError or
+    ValueError if there is none."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2:].split()
+
+
 def _process_start(pid):
     """When process `pid` started (seconds since the epoch, rounded down), from /proc; None if unknown."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        ticks = int(stat[stat.rindex(")") + 2:].split()[19])  # field 22, starttime
+        ticks = int(_stat(pid)[19])  # field 22, starttime
         boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
                     if line.startswith("btime "))
         return boot + ticks / os.sysconf("SC_CLK_TCK")
@@ -78,8 +84,7 @@ def _process_start(pid):
 def _zombie(pid):
     """Whether `pid` has exited but was not reaped yet (a killed command's workers, until init reaps them)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rindex(")") + 2:].split()[0] in ("Z", "X")
+        return _stat(pid)[0] in ("Z", "X")
     except (OSError, ValueError, IndexError):
         return False
 

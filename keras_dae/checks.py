@@ -37,6 +37,9 @@ class ParameterError(ValueError):
         super().__init__(message)
         self.parameter = parameter
 
+    def __reduce__(self):  # picklable: it comes back from worker processes (`keras_dae.workers`) as itself
+        return type(self), (self.parameter, str(self))
+
 
 def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)

@@ -45,7 +45,6 @@ the same samples as the streaming resampler).
 import contextlib
 import logging
 import os
-import pickle
 import re
 from pathlib import Path
 
@@ -310,26 +309,6 @@ def _init_worker(model_file, spectral, level):
     logging.getLogger("keras_dae").setLevel(level)  # the parent's level: its warnings and notes come back
 
 
-def _sendable(error):
-    """`error`, or `(class, args, attributes)` if it does not survive pickling (an `__init__` taking other
-    arguments than its `args`, as `checks.ParameterError`); `_received` rebuilds it."""
-    try:
-        pickle.loads(pickle.dumps(error))
-    except Exception:
-        return type(error), error.args, dict(vars(error))
-    return error
-
-
-def _received(error):
-    if error is None or isinstance(error, BaseException):
-        return error
-    kind, args, attributes = error
-    rebuilt = kind.__new__(kind, *args)
-    rebuilt.args = args
-    rebuilt.__dict__.update(attributes)
-    return rebuilt
-
-
 def _worker_separate(index, path, out_dir, name, options):
     """One task of a worker: `separate_file` of `path` (the `index`-th input) with this worker's model,
     loaded from its file on first use.
@@ -348,7 +327,7 @@ def _worker_separate(index, path, out_dir, name, options):
         outputs = separate_file(_WORKER["model"], path, out_dir, spectral=_WORKER["spectral"], name=name, **options)
         return outputs, None, handler.records
     except (ValueError, OSError) as error:
-        return None, _sendable(error), handler.records
+        return None, error, handler.records
     finally:
         logger.removeHandler(handler)
 
@@ -361,7 +340,12 @@ def _separate_in_workers(pending, out_dir, jobs, model_file, spectral, options, 
     finished = in_processes(_worker_separate, items, jobs=jobs, initializer=_init_worker,
                             initargs=(str(model_file), spectral, level), describe=lambda item: f"'{item[1]}'")
     for (index, *_), (outputs, error, records) in finished:
-        finish(index, outputs, _received(error), records)
+        finish(index, outputs, error, records)
+
+
+def default_jobs():
+    """`jobs=None` of `separate_files` for a model file: one job per `CORES_PER_JOB` usable cores, at least 1."""
+    return max(1, usable_cores() // CORES_PER_JOB)
 
 
 def _has_outputs(target):
@@ -431,7 +415,7 @@ def separate_files(model, paths, out_dir, *, spectral=None, on_done=None, on_err
         model_file = runs.model_file(model)
     model, spectral = resolve(model, spectral=spectral)
     if jobs is None:
-        jobs = 1 if model_file is None else max(1, usable_cores() // CORES_PER_JOB)
+        jobs = 1 if model_file is None else default_jobs()
     elif jobs > 1 and model_file is None:
         raise ValueError(
             f"a Keras model in memory cannot be sent to worker processes; give `model` as a file or run "
